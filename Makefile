@@ -1,0 +1,18 @@
+.PHONY: help install format lint typecheck test check demo
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+install:  ## create .venv from uv.lock
+	uv sync --frozen
+format:  ## format the code
+	uv run --frozen ruff format server tests benchmarks scripts
+	uv run --frozen ruff check --fix server tests benchmarks scripts
+lint:  ## lint without changing anything
+	uv run --frozen ruff format --check server tests benchmarks scripts
+	uv run --frozen ruff check server tests benchmarks scripts
+typecheck:  ## pyright strict
+	uv run --frozen pyright
+test:  ## the test suite
+	uv run --frozen pytest
+check: lint typecheck test  ## everything CI runs
+demo:  ## serve the demo over stdio
+	uv run --frozen experiture-mcp --demo

@@ -1,0 +1,149 @@
+"""Command line: serve over stdio (the default), or `call` one tool and print the text the model would read."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+
+from experiture_mcp import __version__
+from experiture_mcp.config import TOKEN_ENV, Settings
+
+__all__ = ["main"]
+
+log = logging.getLogger("experiture_mcp")
+
+DEMO_BASE_URL = "https://demo.experiture.invalid/public/v1"  # never resolved: the demo app answers in-process
+TOOLS = ("get_summary", "get_status", "get_metrics")
+
+
+def _common(demo_default: Any) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--demo",
+        action="store_true",
+        default=demo_default,
+        help="use the built-in demo API and sample campaigns (no token, no network)",
+    )
+    common.add_argument("--base-url", default=argparse.SUPPRESS, help="Experiture API base URL (EXPERITURE_BASE_URL)")
+    common.add_argument(
+        "--timeout",
+        type=float,
+        default=argparse.SUPPRESS,
+        dest="timeout_seconds",
+        help="seconds to wait for one API request (EXPERITURE_TIMEOUT_SECONDS, default 10)",
+    )
+    common.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS,
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="stderr log level (EXPERITURE_LOG_LEVEL, default WARNING)",
+    )
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="experiture-mcp",
+        parents=[_common(False)],
+        description="MCP server for Experiture campaigns. With no command it serves MCP over stdio.",
+        epilog=f"The API token is read from {TOKEN_ENV}; it is never accepted as a flag, so it stays out of "
+        "process listings and shell history.",
+    )
+    parser.add_argument("--version", action="version", version=f"experiture-mcp {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    call = commands.add_parser(
+        "call",
+        parents=[_common(argparse.SUPPRESS)],
+        help="call one tool through the MCP protocol and print what the model reads",
+    )
+    call.add_argument("tool", choices=TOOLS)
+    call.add_argument("campaign_id")
+    call.add_argument("--json", action="store_true", help="print the structured content instead of the text")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: v for k, v in vars(args).items() if k in ("base_url", "timeout_seconds", "log_level")}
+    if args.demo:
+        from experiture_mcp.sandbox import DEMO_TOKEN
+
+        overrides["demo"] = True
+        overrides["base_url"] = DEMO_BASE_URL
+        settings = Settings(**overrides)
+        if settings.api_token is None:  # a demo token from the environment picks a demo scope set
+            settings = settings.model_copy(update={"api_token": Settings(api_token=DEMO_TOKEN).api_token})
+        return settings
+    return Settings(**overrides)
+
+
+def _demo_transport(settings: Settings) -> Any:
+    if not settings.demo:
+        return None
+    import httpx2
+
+    from experiture_mcp.sandbox import create_app
+
+    return httpx2.ASGITransport(app=create_app())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `experiture-mcp` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            sys.stderr.write(f"experiture-mcp: {error['msg'].removeprefix('Value error, ')}\n")
+        return 2
+    from experiture_mcp.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    if args.command == "call":
+        return anyio.run(_call, settings, args.tool, args.campaign_id, args.json)
+    return _serve_stdio(settings)
+
+
+def _serve_stdio(settings: Settings) -> int:
+    from experiture_mcp.server import build_server
+
+    if settings.token is None:
+        log.warning("%s is not set: every tool will answer 'not configured'. Set it, or run with --demo.", TOKEN_ENV)
+    if sys.stdin.isatty():
+        where = "the built-in demo API" if settings.demo else settings.base_url
+        sys.stderr.write(
+            f"experiture-mcp {__version__}: an MCP server speaking on stdin/stdout, using {where}.\n"
+            "MCP clients (Claude Desktop, Claude Code, Cursor, VS Code) start it themselves: see the README.\n"
+            "To see what a tool answers: experiture-mcp call get_status <campaign-id> --demo\n"
+            "Waiting for an MCP client on stdin; press Ctrl-C to quit.\n"
+        )
+    server = build_server(settings, transport=_demo_transport(settings))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def _call(settings: Settings, tool: str, campaign_id: str, as_json: bool) -> int:
+    from mcp import Client
+    from mcp.types import TextContent
+
+    from experiture_mcp.server import build_server
+
+    server = build_server(settings, transport=_demo_transport(settings))
+    async with Client(server) as client:
+        result = await client.call_tool(tool, {"campaign_id": campaign_id})
+    if as_json and not result.is_error:
+        out = json.dumps(result.structured_content, indent=2, ensure_ascii=False)
+    else:
+        out = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+    sys.stdout.write(out + "\n")  # stdout-ok: `call` is a terminal command, not the protocol
+    return 1 if result.is_error else 0

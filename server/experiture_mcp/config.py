@@ -1,0 +1,99 @@
+"""Settings: resolved once at start-up from flags, then the environment, then defaults."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["DEFAULT_BASE_URL", "TOKEN_ENV", "ConfigError", "Settings", "is_loopback_host"]
+
+DEFAULT_BASE_URL = "https://api.experiture.ai/public/v1"
+TOKEN_ENV = "EXPERITURE_API_TOKEN"
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message says how to fix it."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback IP literals (127.0.0.0/8, ::1)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_unset(value: Any) -> bool:
+    # An MCP bundle host passes an optional setting the user left empty as the literal "${user_config.x}".
+    return isinstance(value, str) and (not value.strip() or (value.startswith("${") and value.endswith("}")))
+
+
+class Settings(BaseSettings):
+    """Everything the server needs to know, frozen after start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="EXPERITURE_", frozen=True, extra="ignore")
+
+    api_token: SecretStr | None = Field(default=None, description="Bearer token for the Experiture API.")
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="Experiture public API v1 base URL.")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300, description="Timeout for one upstream request.")
+    deadline_seconds: float = Field(default=20.0, gt=0, le=600, description="Overall limit for one tool call.")
+    max_concurrency: int = Field(default=16, ge=1, le=256, description="Upstream requests in flight at once.")
+    mcp_access_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(), description="Keys that callers of the HTTP transport must present."
+    )
+    demo: bool = Field(default=False, description="Serve the built-in demo API instead of Experiture.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="WARNING", description="Level of the log written to stderr."
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _placeholder_means_default(cls, value: Any, info: ValidationInfo) -> Any:
+        if _is_unset(value) and info.field_name is not None:
+            return cls.model_fields[info.field_name].default
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        return check_base_url(value)
+
+    @field_validator("mcp_access_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @property
+    def token(self) -> str | None:
+        """The API token in clear, or None when it is not configured."""
+        return self.api_token.get_secret_value() if self.api_token else None
+
+
+def check_base_url(value: str) -> str:
+    """Return the base URL without a trailing slash, or raise ConfigError with a fix."""
+    # Imported here because httpx2 is heavy and config is read before anything else.
+    import httpx2
+
+    value = value.strip().rstrip("/")
+    try:
+        url = httpx2.URL(value)
+    except Exception as exc:
+        raise ConfigError(f"EXPERITURE_BASE_URL {value!r} is not a URL; use e.g. {DEFAULT_BASE_URL}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(f"EXPERITURE_BASE_URL {value!r} must be an https:// URL such as {DEFAULT_BASE_URL}")
+    if url.query or url.fragment or url.userinfo:
+        raise ConfigError(f"EXPERITURE_BASE_URL {value!r} must not carry credentials, a query or a fragment")
+    if url.scheme == "http" and not is_loopback_host(url.host):
+        raise ConfigError(
+            f"EXPERITURE_BASE_URL {value!r} uses plain http://, which would send the API token unencrypted; "
+            f"use https:// (plain http is allowed only for loopback hosts such as 127.0.0.1 when testing)"
+        )
+    return value

@@ -1,0 +1,91 @@
+"""Logging to stderr through the one redaction point that keeps tokens and keys out of every log record."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections import OrderedDict
+from typing import Any, TextIO
+
+__all__ = ["REDACTED", "RedactingFilter", "configure_logging", "redact", "register_secret"]
+
+REDACTED = "[REDACTED]"
+_MAX_SECRETS = 4096  # per-request tenant tokens are registered too; keep the newest
+_secrets: OrderedDict[str, None] = OrderedDict()
+_lock = threading.Lock()
+_pattern: re.Pattern[str] | None = None
+# Credentials that look like credentials are redacted even when nobody registered them.
+_SHAPES = re.compile(
+    r"(?i)(bearer\s+|x-experiture-token[\"']?\s*[:=,]\s*[\"']?|authorization[\"']?\s*[:=,]\s*[\"']?)"
+    r"(?!\[REDACTED\])[^\s\"',;)}\]]+"
+)
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember a secret so that every later log line and error text has it replaced."""
+    global _pattern
+    if not secret or len(secret) < 4:
+        return
+    with _lock:
+        if secret in _secrets:
+            _secrets.move_to_end(secret)
+            return
+        _secrets[secret] = None
+        while len(_secrets) > _MAX_SECRETS:
+            _secrets.popitem(last=False)
+        _pattern = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True)))
+
+
+def redact(text: str) -> str:
+    """The text with every registered secret and anything shaped like a credential replaced."""
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    return _SHAPES.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message (arguments and traceback included) through `redact`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+            record.exc_text = None
+        if record.stack_info:
+            message += "\n" + record.stack_info
+            record.stack_info = None
+        record.msg = redact(message)
+        record.args = None
+        return True
+
+
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Send every log record to stderr (stdout is the protocol wire), redacted, with quiet HTTP libraries."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if getattr(handler, "_experiture", False):
+            return
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    setattr(handler, "_experiture", True)  # noqa: B010 - marks our handler so a second call adds none
+    root.addHandler(handler)
+    root.setLevel(level)
+    # httpx2 logs each request at INFO; the URL carries no secret, but one line per call is noise.
+    for name in ("httpx2", "httpcore2", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def redact_any(value: Any) -> Any:
+    """`redact` applied to strings inside nested lists and dicts."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_any(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(value, dict):
+        return {k: redact_any(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType]
+    return value

@@ -1,0 +1,243 @@
+"""Pydantic models of the API v1 payloads (summary, status, metrics), camelCase on the wire."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "UUID_PATTERN",
+    "Audience",
+    "AudienceMember",
+    "CampaignMetrics",
+    "CampaignStatus",
+    "CampaignSummary",
+    "Content",
+    "Counts",
+    "DigitalSendSchedule",
+    "DirectMailBatchSchedule",
+    "Execution",
+    "ExecutionRun",
+    "LatestExecution",
+    "OtherSchedule",
+    "Preflight",
+    "PreflightCheck",
+    "Reach",
+    "StatusSchedule",
+    "Template",
+    "dump",
+    "is_campaign_id",
+]
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_UUID_RE = re.compile(UUID_PATTERN)
+
+
+def is_campaign_id(value: str) -> bool:
+    """True when value is a UUID, the only shape that is ever put into a request path."""
+    return _UUID_RE.fullmatch(value) is not None
+
+
+def _aware(value: datetime) -> datetime:
+    # The API sends UTC with a Z; a timestamp without an offset is read as UTC rather than as local time.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_aware)]
+
+
+class _Model(BaseModel):
+    # Unknown fields are ignored so a newer API never breaks us; enums stay plain strings for the same reason.
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+
+class Counts(_Model):
+    """Pipeline counts of one execution run, in stage order."""
+
+    scheduled: int = Field(ge=0, description="Recipients scheduled for the run.")
+    hydrated: int = Field(ge=0, description="Recipients whose data was loaded.")
+    composed: int = Field(ge=0, description="Messages rendered.")
+    injected: int = Field(ge=0, description="Messages handed to the delivery channel.")
+    sent: int = Field(ge=0, description="Messages sent.")
+    failed: int = Field(ge=0, description="Messages that failed.")
+
+
+class DigitalSendSchedule(_Model):
+    """Schedule of an email, SMS or push campaign."""
+
+    kind: Literal["digital_send"]
+    mode: str | None = None
+    send_at: Timestamp | None = None
+    timezone: str | None = None
+    scheduled: bool | None = None
+
+
+class DirectMailBatchSchedule(_Model):
+    """Schedule of a direct-mail campaign: a batch on a calendar date."""
+
+    kind: Literal["direct_mail_batch"]
+    mode: str | None = None
+    batch_date: date | None = None
+    timezone: str | None = None
+    timezone_source: str | None = Field(default=None, description="request | tenant_default | utc_fallback")
+    scheduled: bool | None = None
+
+
+class OtherSchedule(_Model):
+    """A schedule kind this version does not know yet, kept rather than rejected."""
+
+    kind: str
+    mode: str | None = None
+    timezone: str | None = None
+    scheduled: bool | None = None
+
+
+SummarySchedule = Annotated[
+    DigitalSendSchedule | DirectMailBatchSchedule | OtherSchedule, Field(union_mode="left_to_right")
+]
+
+
+class AudienceMember(_Model):
+    """A segment or list included in or excluded from the audience."""
+
+    id: str
+    name: str | None = None
+    type: str | None = None
+    member_count: int | None = None
+
+
+class Reach(_Model):
+    """Result of the latest audience reach evaluation."""
+
+    status: str = Field(description="idle | pending | ok | failed")
+    evaluated_count: int | None = None
+    evaluated_at: Timestamp | None = None
+    is_stale: bool | None = None
+
+
+class Audience(_Model):
+    """Who the campaign targets."""
+
+    included: list[AudienceMember] = Field(default_factory=list[AudienceMember])
+    excluded: list[AudienceMember] = Field(default_factory=list[AudienceMember])
+    reach: Reach | None = None
+
+
+class Template(_Model):
+    """The content template bound to the campaign."""
+
+    id: str
+    name: str | None = None
+    status: str | None = None
+    channel: str | None = None
+
+
+class Content(_Model):
+    """Content setup: template and proof."""
+
+    template: Template | None = None
+    proof_status: str | None = None
+
+
+class PreflightCheck(_Model):
+    """One preflight check; the reference leaves its shape open, so every field is optional."""
+
+    id: str | None = None
+    name: str | None = None
+    status: str | None = None
+    message: str | None = None
+
+
+class Preflight(_Model):
+    """Preflight evaluation of the campaign setup."""
+
+    status: str
+    checks: list[PreflightCheck] = Field(default_factory=list[PreflightCheck])
+
+
+class LatestExecution(_Model):
+    """The latest execution as the summary reports it."""
+
+    status: str
+    last_execution_at: Timestamp | None = None
+    counts: Counts | None = None
+
+
+class CampaignSummary(_Model):
+    """Redacted setup summary of a broadcast campaign (GET /campaigns/:id/summary)."""
+
+    campaign_id: str
+    name: str | None = None
+    campaign_type: str | None = None
+    channel: str | None = None
+    authoring_status: str | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
+    schedule: SummarySchedule | None = None
+    audience: Audience | None = None
+    content: Content | None = None
+    preflight: Preflight | None = None
+    latest_execution: LatestExecution | None = None
+    links: dict[str, str] | None = None
+
+
+class StatusSchedule(_Model):
+    """The active schedule as the status endpoint reports it."""
+
+    schedule_id: str | None = None
+    send_at: Timestamp | None = None
+    timezone: str | None = None
+    active: bool | None = None
+
+
+class ExecutionRun(_Model):
+    """One execution run."""
+
+    execution_id: str | None = None
+    started_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
+    status: str | None = None
+    counts: Counts | None = None
+
+
+class Execution(_Model):
+    """Execution state and the latest run."""
+
+    state: str = Field(description="not_scheduled | scheduled | pending_or_overdue | running | completed | failed")
+    touchpoint_id: int | str | None = None
+    manifest_id: str | None = None
+    channel: str | None = None
+    last_execution: ExecutionRun | None = None
+
+
+class CampaignStatus(_Model):
+    """Schedule and latest execution of a broadcast campaign (GET /campaigns/:id/status)."""
+
+    campaign_id: str
+    name: str | None = None
+    authoring_status: str | None = None
+    schedule: StatusSchedule | None = None
+    execution: Execution
+
+
+class CampaignMetrics(_Model):
+    """Pipeline counts of the latest execution (GET /campaigns/:id/metrics)."""
+
+    campaign_id: str
+    counts: Counts
+
+
+def dump(model: BaseModel) -> dict[str, Any]:
+    """The model as JSON-ready camelCase data, as the API spells it."""
+    return model.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,88 @@
+"""Shared fixtures: the demo API on real loopback HTTP, a frozen clock, and in-memory MCP clients in both eras."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import uvicorn
+from mcp import Client
+
+from experiture_mcp.config import Settings
+from experiture_mcp.sandbox import DEMO_TOKEN, create_app
+from experiture_mcp.server import build_server
+
+# Every snapshot is taken at this instant; the demo data is laid out relative to it.
+NOW = datetime(2026, 11, 28, 15, 0, 30, tzinfo=UTC)
+ERAS = ["legacy", "auto"]  # 2025-11-25 (initialize) and 2026-07-28 (server/discover)
+
+
+def frozen_clock() -> datetime:
+    return NOW
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServedApp:
+    """An ASGI app served by a real uvicorn on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServedApp:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def demo_api() -> Iterator[str]:
+    """Base URL of the demo API served on loopback with the frozen clock."""
+    with ServedApp(create_app(clock=frozen_clock)) as served:
+        yield served.url + "/public/v1"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings(demo_api: str) -> Settings:
+    return Settings(api_token=DEMO_TOKEN, base_url=demo_api)
+
+
+@pytest.fixture(params=ERAS)
+def era(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def client(settings: Settings, era: str) -> AsyncIterator[Client]:
+    """An in-memory MCP client of a fresh server pointed at the loopback demo API, in each protocol era."""
+    async with Client(build_server(settings, clock=frozen_clock), mode=era) as c:  # type: ignore[arg-type]
+        yield c
