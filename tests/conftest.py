@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import uvicorn
 from mcp import Client
+from pydantic import SecretStr
 
 from experiture_mcp.config import Settings
 from experiture_mcp.sandbox import DEMO_TOKEN, create_app
@@ -73,7 +74,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def settings(demo_api: str) -> Settings:
-    return Settings(api_token=DEMO_TOKEN, base_url=demo_api)
+    return Settings(api_token=SecretStr(DEMO_TOKEN), base_url=demo_api)
 
 
 @pytest.fixture(params=ERAS)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from experiture_mcp import __version__
 from experiture_mcp.config import TOKEN_ENV, Settings
@@ -79,7 +79,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["base_url"] = DEMO_BASE_URL
         settings = Settings(**overrides)
         if settings.api_token is None:  # a demo token from the environment picks a demo scope set
-            settings = settings.model_copy(update={"api_token": Settings(api_token=DEMO_TOKEN).api_token})
+            settings = settings.model_copy(update={"api_token": SecretStr(DEMO_TOKEN)})
         return settings
     return Settings(**overrides)
 

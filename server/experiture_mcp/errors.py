@@ -23,7 +23,7 @@ The hierarchy::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 __all__ = [
     "RETRYABLE_STATUSES",
@@ -183,11 +183,12 @@ def _code_and_message(body: Any) -> tuple[str | None, str | None]:
     # Accepts {"error": {"code", "message"}}, {"code", "message"}, {"error": "text"} and anything else as nothing.
     if not isinstance(body, dict):
         return None, None
-    inner: Any = body.get("error", body)  # pyright: ignore[reportUnknownMemberType]
+    outer = cast(dict[str, Any], body)
+    inner: Any = outer.get("error", outer)
     if isinstance(inner, str):
         return None, inner
     if not isinstance(inner, dict):
         return None, None
-    code: Any = inner.get("code")  # pyright: ignore[reportUnknownMemberType]
-    message: Any = inner.get("message")  # pyright: ignore[reportUnknownMemberType]
+    fields = cast(dict[str, Any], inner)
+    code, message = fields.get("code"), fields.get("message")
     return (str(code) if isinstance(code, str | int) else None, message if isinstance(message, str) else None)

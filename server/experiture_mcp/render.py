@@ -113,7 +113,7 @@ def _span(delta: timedelta) -> str:
         return f"{seconds}s"
     minutes = seconds // 60
     if minutes < 90:
-        return f"{minutes}m{seconds % 60:02d}s" if minutes < 10 else f"{minutes}m"
+        return f"{minutes}m{seconds % 60:02d}s"
     hours = minutes // 60
     if hours < 48:
         return f"{hours}h{minutes % 60:02d}m"

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,7 +118,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
     recent = RecentCampaigns()
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+    async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
         async with CampaignClient(settings, transport=transport) as client:
             yield AppState(settings=settings, client=client, clock=now, recent=recent)
 
