@@ -426,7 +426,7 @@ def render_error(tool: str, campaign_id: str, error: ExperitureError) -> str:
         if any(facts):
             text += f" [{', '.join(f for f in facts if f)}]"
         if error.detail:
-            text += f" API message: {quote(error.detail, 200)}."
+            text += f" API message: {quote(error.detail, 200)}"
     return f"{text}\n{todo}"
 
 
