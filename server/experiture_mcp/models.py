@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 
 __all__ = [
     "UUID_PATTERN",
+    "Attention",
     "Audience",
     "AudienceMember",
     "CampaignMetrics",
@@ -24,6 +25,10 @@ __all__ = [
     "ExecutionRun",
     "LatestExecution",
     "OtherSchedule",
+    "Overview",
+    "OverviewError",
+    "OverviewRow",
+    "OverviewTotal",
     "Preflight",
     "PreflightCheck",
     "Reach",
@@ -241,3 +246,54 @@ class CampaignMetrics(_Model):
 def dump(model: BaseModel) -> dict[str, Any]:
     """The model as JSON-ready camelCase data, as the API spells it."""
     return model.model_dump(mode="json", by_alias=True)
+
+
+Attention = Literal["failed", "pending_or_overdue", "inconsistent", "high_failure_rate", "error"]
+
+
+class OverviewError(_Model):
+    """Why one campaign of an overview could not be read in full."""
+
+    endpoint: Literal["status", "metrics", "none"] = Field(description="The call that failed; none: no request made.")
+    http_status: int | None = None
+    code: str | None = Field(default=None, description="The API's error code, when it gave one.")
+    reason: str = Field(description="Short reason, with what to do when retrying would help.")
+    retryable: bool
+
+
+class OverviewRow(_Model):
+    """One campaign in an overview."""
+
+    campaign_id: str
+    name: str | None = None
+    state: str | None = Field(description="Execution state from the status endpoint; null when it could not be read.")
+    attention: Attention | None = Field(description="The most urgent reason it needs attention; null when none.")
+    last_run_at: Timestamp | None = Field(default=None, description="Start of the latest execution run.")
+    next_send_at: Timestamp | None = Field(default=None, description="Send time of a scheduled or overdue campaign.")
+    sent: int | None = Field(default=None, description="Sent by the latest run; null when unknown or never run.")
+    failed: int | None = Field(default=None, description="Failed in the latest run; null when unknown or never run.")
+    failure_rate: float | None = Field(
+        default=None, description="failed / (sent + failed), from 0 to 1; null when nothing was sent or failed."
+    )
+    counts_from: Literal["metrics", "status"] | None = Field(default=None, description="Endpoint the counts came from.")
+    warnings: list[str] = Field(default_factory=list[str])
+    error: OverviewError | None = None
+
+
+class OverviewTotal(_Model):
+    """Totals over every row of an overview."""
+
+    campaigns: int
+    needing_attention: int
+    errors: int = Field(description="Campaigns whose status could not be read.")
+    sent: int
+    failed: int
+    failure_rate: float | None
+
+
+class Overview(_Model):
+    """Many campaigns at once: one row each, those needing attention first (get_overview)."""
+
+    rows: list[OverviewRow] = Field(description="Every requested campaign, those needing attention first.")
+    total: OverviewTotal
+    notes: list[str] = Field(default_factory=list[str], description="Facts that apply to every row.")

@@ -1,0 +1,345 @@
+"""get_overview: many campaigns' status and counts in one call, those needing attention first."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Protocol
+
+import anyio
+from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field, WithJsonSchema
+
+from experiture_mcp.client import CampaignClient
+from experiture_mcp.config import Settings
+from experiture_mcp.errors import (
+    APIError,
+    CampaignNotFound,
+    ExperitureError,
+    InsufficientScope,
+    InvalidCampaignId,
+    NotConfigured,
+    StatusInconsistent,
+    UnsupportedCampaignType,
+    UpstreamTimeout,
+)
+from experiture_mcp.logs import redact
+from experiture_mcp.models import (
+    UUID_PATTERN,
+    Attention,
+    CampaignMetrics,
+    CampaignStatus,
+    Counts,
+    Overview,
+    OverviewError,
+    OverviewRow,
+    OverviewTotal,
+    dump,
+    is_campaign_id,
+)
+from experiture_mcp.render import HIGH_FAILURE_RATE, overview_warnings, render_error, render_overview, short_reason
+
+__all__ = ["MAX_CAMPAIGNS", "OVERVIEW_CONCURRENCY", "build_overview", "parse_campaign_ids", "register_overview"]
+
+log = logging.getLogger(__name__)
+
+MAX_CAMPAIGNS = 50
+OVERVIEW_CONCURRENCY = 8  # requests one overview keeps in flight; the client's own limit caps all calls together
+# Rank of each attention reason: lower comes first; rows needing none come last, in the order they were asked for.
+_RANK: dict[Attention | None, int] = {
+    "failed": 0,
+    "pending_or_overdue": 1,
+    "inconsistent": 2,
+    "high_failure_rate": 3,
+    "error": 4,
+    None: 5,
+}
+# Errors about one campaign; any other error that every campaign fails with is about the token or the API.
+_CAMPAIGN_ERRORS = (CampaignNotFound, UnsupportedCampaignType, StatusInconsistent, InvalidCampaignId)
+_SEPARATORS = re.compile(r"[\s,;]+")
+
+CampaignIds = Annotated[
+    # Published as a strict array of UUIDs; also accepted as one string, for clients that send arrays as text.
+    Annotated[
+        list[str],
+        WithJsonSchema(
+            {
+                "type": "array",
+                "items": {"type": "string", "pattern": UUID_PATTERN},
+                "minItems": 1,
+                "maxItems": MAX_CAMPAIGNS,
+            }
+        ),
+    ]
+    | str,
+    Field(
+        description=f"Up to {MAX_CAMPAIGNS} campaign UUIDs, as a JSON array. A JSON array in a string or a "
+        "comma-separated list is also accepted; duplicates are ignored.",
+    ),
+]
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+
+
+class Recent(Protocol):
+    """Where looked-up campaign ids are remembered for argument completion."""
+
+    def add(self, token: str | None, campaign_id: str) -> None: ...
+
+
+class OverviewState(Protocol):
+    """The parts of the server's lifespan state that get_overview uses."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def client(self) -> CampaignClient: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def recent(self) -> Recent: ...
+
+
+def parse_campaign_ids(value: list[str] | str) -> list[str]:
+    """The distinct ids in `value` (a list, a JSON array in a string, or a comma/space list), first-seen order."""
+    items: list[Any]
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            decoded: Any = json.loads(text) if text.startswith(("[", '"')) else text
+        except ValueError:
+            decoded = text  # a broken JSON array is still a list of ids with some brackets around it
+        items = (
+            [decoded] if isinstance(decoded, str) else list(decoded) if isinstance(decoded, list) else [text]  # pyright: ignore[reportUnknownArgumentType]
+        )
+    else:
+        items = list(value)
+    seen: dict[str, str] = {}
+    for item in items:
+        for token in _SEPARATORS.split(str(item)):
+            token = token.strip("[]\"'")
+            if token and token.lower() not in seen:
+                seen[token.lower()] = token
+    return [t.lower() if is_campaign_id(t) else t for t in seen.values()]
+
+
+@dataclass
+class _Fetched:
+    status: CampaignStatus | None = None
+    status_error: ExperitureError | None = None
+    metrics: CampaignMetrics | None = None
+
+
+async def build_overview(
+    client: CampaignClient,
+    campaign_ids: list[str],
+    *,
+    token: str | None,
+    now: datetime,
+    concurrency: int,
+    deadline_seconds: float,
+) -> Overview:
+    """Fetch status and metrics for each campaign, at most `concurrency` requests at once, and build the rows.
+
+    Raises:
+        ExperitureError: every campaign failed with the same error, one about the token or the API (not configured,
+            token rejected or without campaigns:read, API unreachable): the rows would only repeat it.
+    """
+    fetched = {cid: _Fetched() for cid in campaign_ids}
+    valid = [cid for cid in campaign_ids if is_campaign_id(cid)]
+    limiter = anyio.CapacityLimiter(concurrency)
+    metrics_denied: list[InsufficientScope] = []  # set once: no more metrics requests after the first 403
+
+    async def get_status(cid: str) -> None:
+        async with limiter:
+            try:
+                fetched[cid].status = await client.get_status(cid, token=token)
+            except ExperitureError as exc:
+                fetched[cid].status_error = exc
+
+    async def get_metrics(cid: str) -> None:
+        async with limiter:
+            if metrics_denied:
+                return
+            try:
+                fetched[cid].metrics = await client.get_metrics(cid, token=token)
+            except InsufficientScope as exc:
+                metrics_denied.append(exc)
+            except ExperitureError as exc:
+                log.info("get_overview: metrics of %s unavailable, using status counts: %s", cid, exc)
+
+    with anyio.move_on_after(deadline_seconds):
+        async with anyio.create_task_group() as tg:
+            for cid in valid:
+                tg.start_soon(get_status, cid)
+                tg.start_soon(get_metrics, cid)
+    late = UpstreamTimeout(f"no answer within the {deadline_seconds:g} s limit of one call")
+    common = _common_failure([fetched[cid] for cid in valid], late)
+    if common is not None:
+        raise common
+    rows = [_row(cid, fetched[cid], now, late) for cid in campaign_ids]
+    rows.sort(key=lambda r: _RANK[r.attention])
+    notes: list[str] = []
+    if valid and all(isinstance(fetched[cid].status_error, InsufficientScope) for cid in valid):
+        notes.append(
+            "The token lacks campaigns:read, so names, states and run times are unknown; "
+            "the counts come from get_metrics (analytics:read)."
+        )
+    if metrics_denied and any(r.counts_from == "status" for r in rows):
+        notes.append("Counts come from get_status: the token lacks analytics:read, so get_metrics was skipped.")
+    return Overview(rows=rows, total=_total(rows), notes=notes)
+
+
+def _row(cid: str, f: _Fetched, now: datetime, late: ExperitureError) -> OverviewRow:
+    metrics_counts = f.metrics.counts if f.metrics is not None else None
+    if f.status is None:
+        error = f.status_error or (InvalidCampaignId(cid) if not is_campaign_id(cid) else late)
+        row = _counts(metrics_counts, "metrics")
+        high = row["failure_rate"] is not None and row["failure_rate"] >= HIGH_FAILURE_RATE
+        return OverviewRow(
+            campaign_id=cid,
+            state=None,
+            attention="inconsistent"
+            if isinstance(error, StatusInconsistent)
+            else ("high_failure_rate" if high else "error"),
+            warnings=overview_warnings(None, metrics_counts, None, now),
+            error=_error(error),
+            **row,
+        )
+    s = f.status
+    run = s.execution.last_execution
+    state = s.execution.state
+    # A campaign that never ran has no counts, even though get_metrics reports zeros for it.
+    counts, source = (metrics_counts, "metrics") if metrics_counts is not None and run is not None else (None, None)
+    if counts is None and run is not None and run.counts is not None:
+        counts, source = run.counts, "status"
+    send_at = s.schedule.send_at if s.schedule is not None and state in ("scheduled", "pending_or_overdue") else None
+    row = _counts(counts, source)
+    rate = row["failure_rate"]
+    attention: Attention | None = (
+        "failed"
+        if state == "failed"
+        else "pending_or_overdue"
+        if state == "pending_or_overdue"
+        else "high_failure_rate"
+        if rate is not None and rate >= HIGH_FAILURE_RATE
+        else None
+    )
+    return OverviewRow(
+        campaign_id=cid,
+        name=s.name,
+        state=state,
+        attention=attention,
+        last_run_at=run.started_at if run is not None else None,
+        next_send_at=send_at,
+        warnings=overview_warnings(state, counts, send_at, now),
+        **row,
+    )
+
+
+def _counts(counts: Counts | None, source: str | None) -> dict[str, Any]:
+    if counts is None:
+        return {"sent": None, "failed": None, "failure_rate": None, "counts_from": None}
+    resolved = counts.sent + counts.failed
+    rate = round(counts.failed / resolved, 6) if resolved else None
+    return {"sent": counts.sent, "failed": counts.failed, "failure_rate": rate, "counts_from": source}
+
+
+def _error(error: ExperitureError) -> OverviewError:
+    api = error if isinstance(error, APIError) else None
+    return OverviewError(
+        endpoint="none" if isinstance(error, InvalidCampaignId | NotConfigured) else "status",
+        http_status=api.status if api else None,
+        code=api.code if api else None,
+        reason=short_reason(error, "campaigns:read"),
+        retryable=bool(api and api.retryable),
+    )
+
+
+def _total(rows: list[OverviewRow]) -> OverviewTotal:
+    sent = sum(r.sent or 0 for r in rows)
+    failed = sum(r.failed or 0 for r in rows)
+    return OverviewTotal(
+        campaigns=len(rows),
+        needing_attention=sum(r.attention is not None for r in rows),
+        errors=sum(r.error is not None for r in rows),
+        sent=sent,
+        failed=failed,
+        failure_rate=round(failed / (sent + failed), 6) if sent + failed else None,
+    )
+
+
+def _common_failure(fetched: list[_Fetched], late: ExperitureError) -> ExperitureError | None:
+    """The one error every campaign failed with, when it is about the token or the API rather than a campaign."""
+    if not fetched or any(f.status is not None or f.metrics is not None for f in fetched):
+        return None
+    errors = [f.status_error or late for f in fetched]
+    if len({type(e) for e in errors}) != 1 or isinstance(errors[0], _CAMPAIGN_ERRORS):
+        return None
+    return errors[0]
+
+
+def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any, Any]], str | None]) -> None:
+    """Add the get_overview tool to `mcp`; `request_token` gives the caller's own API token, if any."""
+
+    @mcp.tool(title="Overview of many campaigns", annotations=READ_ONLY)
+    async def get_overview(
+        campaign_ids: CampaignIds, ctx: Context[OverviewState, Any]
+    ) -> Annotated[CallToolResult, Overview]:
+        """Status of up to 50 campaigns in one call: one compact row each (name, execution state, last run time, sent, failed, failure rate, warnings), those needing attention first — failed, overdue (pending_or_overdue), status inconsistent, high failure rate, then campaigns that could not be read (not found, unsupported type, missing scope) — and a one-line total.
+
+        Use it for "which of these campaigns need attention?" or to compare campaigns; then call get_status or
+        get_summary on the few that need a closer look. One campaign's error never fails the call: it gets its
+        own row with the reason. Needs campaigns:read; with analytics:read as well, counts come from get_metrics.
+        """  # noqa: E501
+        state = ctx.request_context.lifespan_context
+        token = request_token(ctx)
+        ids = parse_campaign_ids(campaign_ids)
+        if not ids:
+            return _error_result(
+                "get_overview needs at least one campaign id; none was given.\n"
+                "Call it again with campaign_ids as a JSON array of campaign UUIDs."
+            )
+        if len(ids) > MAX_CAMPAIGNS:
+            return _error_result(
+                f"get_overview accepts at most {MAX_CAMPAIGNS} campaign ids per call; {len(ids)} distinct ids "
+                f"were given. No request was made.\nCall it once per batch of up to {MAX_CAMPAIGNS} ids."
+            )
+        try:
+            overview = await build_overview(
+                state.client,
+                ids,
+                token=token,
+                now=state.clock(),
+                concurrency=min(OVERVIEW_CONCURRENCY, state.settings.max_concurrency),
+                deadline_seconds=state.settings.deadline_seconds,
+            )
+        except ExperitureError as exc:
+            log.info("get_overview of %d campaigns: %s", len(ids), exc)
+            n = sum(is_campaign_id(cid) for cid in ids)
+            subject = f"get_overview failed for all {n} campaign{'s' if n != 1 else ''}"
+            return _error_result(
+                render_error("get_overview", "", exc, subject=subject, over_http=ctx.headers is not None)
+            )
+        except Exception:
+            log.exception("get_overview of %d campaigns crashed", len(ids))
+            return _error_result(
+                "get_overview failed: an internal error in experiture-mcp (logged on the server). "
+                "Retrying will not help; tell the user, and use get_status per campaign meanwhile."
+            )
+        for row in overview.rows:
+            if row.error is None:
+                state.recent.add(token, row.campaign_id)
+        return CallToolResult(
+            content=[TextContent(type="text", text=redact(render_overview(overview, state.clock())))],
+            structured_content=dump(overview),
+        )
+
+
+def _error_result(text: str) -> CallToolResult:
+    return CallToolResult(is_error=True, content=[TextContent(type="text", text=redact(text))])
