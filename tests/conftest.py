@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import uvicorn
@@ -36,9 +36,9 @@ def free_port() -> int:
 class ServedApp:
     """An ASGI app served by a real uvicorn on 127.0.0.1 in a background thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, lifespan: Literal["on", "off"] = "off") -> None:
         self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=lifespan)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 from experiture_mcp import __version__
 from experiture_mcp.config import TOKEN_ENV, Settings
 
-__all__ = ["main"]
+__all__ = ["demo_transport", "main"]
 
 log = logging.getLogger("experiture_mcp")
 
@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         "process listings and shell history.",
     )
     parser.add_argument("--version", action="version", version=f"experiture-mcp {__version__}")
+    _hosted_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     call = commands.add_parser(
         "call",
@@ -70,8 +71,57 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _hosted_options(parser: argparse.ArgumentParser) -> None:
+    hosted = parser.add_argument_group(
+        "hosted mode",
+        "Serve streamable HTTP at /mcp for remote clients; access keys come from EXPERITURE_MCP_ACCESS_KEYS.",
+    )
+    hosted.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
+    hosted.add_argument(
+        "--host",
+        dest="mcp_host",
+        default=argparse.SUPPRESS,
+        help="address to bind (EXPERITURE_MCP_HOST, default 127.0.0.1)",
+    )
+    hosted.add_argument("--port", type=int, default=8000, choices=range(1, 65536), metavar="PORT", help="default: 8000")
+    hosted.add_argument(
+        "--workers", type=int, default=1, choices=range(1, 257), metavar="N", help="worker processes (default 1)"
+    )
+    hosted.add_argument(
+        "--allowed-hosts",
+        dest="mcp_allowed_hosts",
+        type=_csv,
+        action="extend",
+        default=argparse.SUPPRESS,
+        metavar="NAMES",
+        help="comma-separated Host names clients use; needed off loopback (EXPERITURE_MCP_ALLOWED_HOSTS)",
+    )
+    hosted.add_argument(
+        "--allowed-origins",
+        dest="mcp_allowed_origins",
+        type=_csv,
+        action="extend",
+        default=argparse.SUPPRESS,
+        metavar="ORIGINS",
+        help="comma-separated browser origins to accept, e.g. https://app.example.com (EXPERITURE_MCP_ALLOWED_ORIGINS)",
+    )
+    hosted.add_argument(
+        "--no-auth-behind-proxy",
+        dest="mcp_no_auth_behind_proxy",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="allow a non-loopback bind without access keys, when a proxy in front authenticates every caller",
+    )
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: v for k, v in vars(args).items() if k in ("base_url", "timeout_seconds", "log_level")}
+    overrides = {
+        k: v for k, v in vars(args).items() if k in ("base_url", "timeout_seconds", "log_level") or k.startswith("mcp_")
+    }
     if args.demo:
         from experiture_mcp.sandbox import DEMO_TOKEN
 
@@ -84,7 +134,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _demo_transport(settings: Settings) -> Any:
+def demo_transport(settings: Settings) -> Any:
+    """The in-process demo API as an httpx2 transport when settings.demo is on, else None."""
     if not settings.demo:
         return None
     import httpx2
@@ -108,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     if args.command == "call":
         return anyio.run(_call, settings, args.tool, args.campaign_id, args.json)
+    if args.transport == "http":
+        from experiture_mcp.hosted import serve
+
+        return serve(settings, args.port, args.workers)
     return _serve_stdio(settings)
 
 
@@ -124,7 +179,7 @@ def _serve_stdio(settings: Settings) -> int:
             "To see what a tool answers: experiture-mcp call get_status <campaign-id> --demo\n"
             "Waiting for an MCP client on stdin; press Ctrl-C to quit.\n"
         )
-    server = build_server(settings, transport=_demo_transport(settings))
+    server = build_server(settings, transport=demo_transport(settings))
     try:
         server.run()
     except KeyboardInterrupt:
@@ -138,7 +193,7 @@ async def _call(settings: Settings, tool: str, campaign_id: str, as_json: bool) 
 
     from experiture_mcp.server import build_server
 
-    server = build_server(settings, transport=_demo_transport(settings))
+    server = build_server(settings, transport=demo_transport(settings))
     async with Client(server) as client:
         result = await client.call_tool(tool, {"campaign_id": campaign_id})
     if as_json and not result.is_error:

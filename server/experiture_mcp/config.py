@@ -47,6 +47,19 @@ class Settings(BaseSettings):
     mcp_access_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         default=(), description="Keys that callers of the HTTP transport must present."
     )
+    mcp_host: str = Field(default="127.0.0.1", description="Address the HTTP transport binds to.")
+    mcp_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Host headers the HTTP transport accepts besides loopback ones; '*' accepts any."
+    )
+    mcp_allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Browser Origin headers the HTTP transport accepts besides loopback ones."
+    )
+    mcp_max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest HTTP request body accepted."
+    )
+    mcp_no_auth_behind_proxy: bool = Field(
+        default=False, description="Serve a non-loopback address without access keys (a proxy authenticates)."
+    )
     demo: bool = Field(default=False, description="Serve the built-in demo API instead of Experiture.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="WARNING", description="Level of the log written to stderr."
@@ -64,7 +77,7 @@ class Settings(BaseSettings):
     def _check_base_url(cls, value: str) -> str:
         return check_base_url(value)
 
-    @field_validator("mcp_access_keys", mode="before")
+    @field_validator("mcp_access_keys", "mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -75,6 +88,21 @@ class Settings(BaseSettings):
     def token(self) -> str | None:
         """The API token in clear, or None when it is not configured."""
         return self.api_token.get_secret_value() if self.api_token else None
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as EXPERITURE_* environment variables, to hand them to worker processes."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value: Any = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                items: tuple[Any, ...] = value  # pyright: ignore[reportUnknownVariableType]
+                value = ",".join(v.get_secret_value() if isinstance(v, SecretStr) else str(v) for v in items)
+            elif isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"EXPERITURE_{name.upper()}"] = str(value)
+        return env
 
 
 def check_base_url(value: str) -> str:

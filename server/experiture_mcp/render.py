@@ -412,9 +412,12 @@ def render_metrics(m: CampaignMetrics) -> str:
     return _warnings(lines, _failure_warning(c))
 
 
-def render_error(tool: str, campaign_id: str, error: ExperitureError) -> str:
-    """What the model reads when a tool fails: what happened, whether a retry helps, and what to do next."""
-    what, todo = _explain(tool, error)
+def render_error(tool: str, campaign_id: str, error: ExperitureError, *, over_http: bool = False) -> str:
+    """What the model reads when a tool fails: what happened, whether a retry helps, and what to do next.
+
+    over_http: the call came over hosted HTTP, where each request may bring its own token in a header.
+    """
+    what, todo = _explain(tool, error, over_http)
     subject = (
         f"{tool} failed for campaign {campaign_id}"
         if not isinstance(error, InvalidCampaignId)
@@ -430,9 +433,17 @@ def render_error(tool: str, campaign_id: str, error: ExperitureError) -> str:
     return f"{text}\n{todo}"
 
 
-def _explain(tool: str, error: ExperitureError) -> tuple[str, str]:  # noqa: C901 - one branch per error kind
+def _explain(tool: str, error: ExperitureError, over_http: bool) -> tuple[str, str]:  # noqa: C901 - one per kind
     scope = SCOPES.get(tool, "campaigns:read")
     match error:
+        case NotConfigured() if over_http:
+            return (
+                "no Experiture API token: the request has no X-Experiture-Token header and the server has no "
+                "EXPERITURE_API_TOKEN.",
+                "Retrying will not help. Tell the user to add the header X-Experiture-Token with an Experiture API "
+                f"token that has {scope} to this server's entry in their MCP client settings, or to ask the "
+                "server's operator to set EXPERITURE_API_TOKEN.",
+            )
         case NotConfigured():
             return (
                 "the Experiture API token is not configured.",

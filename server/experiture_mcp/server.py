@@ -146,7 +146,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             model = await fetch(state.client, campaign_id, token)
         except ExperitureError as exc:
             log.info("%s %s: %s", tool, campaign_id[:80], exc)
-            return _error_result(render_error(tool, campaign_id, exc))
+            return _error_result(render_error(tool, campaign_id, exc, over_http=ctx.headers is not None))
         except Exception:
             # A bug of ours, not the model's: say so plainly instead of the SDK's bare "Error executing tool".
             log.exception("%s %s crashed", tool, campaign_id[:80])
@@ -213,7 +213,8 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         except (InvalidCampaignId, CampaignNotFound) as exc:
             raise ResourceNotFoundError(render_error(f"resource {uri}", campaign_id, exc)) from None
         except ExperitureError as exc:
-            raise ResourceError(render_error(f"resource {uri}", campaign_id, exc)) from None
+            over_http = ctx.headers is not None
+            raise ResourceError(render_error(f"resource {uri}", campaign_id, exc, over_http=over_http)) from None
         state.recent.add(token, campaign_id)
         return json.dumps(dump(model), indent=2, ensure_ascii=False)
 

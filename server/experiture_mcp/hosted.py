@@ -1,0 +1,233 @@
+"""Hosted mode: the streamable HTTP app (/mcp and /healthz), its access-key check, and the checks before binding."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import sys
+from typing import Any
+
+import httpx2
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from experiture_mcp import __version__
+from experiture_mcp.cli import demo_transport
+from experiture_mcp.config import ConfigError, Settings, is_loopback_host
+from experiture_mcp.logs import configure_logging, register_secret
+from experiture_mcp.server import Clock, build_server
+
+__all__ = [
+    "HEALTH_PATH",
+    "MCP_PATH",
+    "MIN_ACCESS_KEY_LENGTH",
+    "WORKER_HEADER",
+    "AccessKeyMiddleware",
+    "app_from_env",
+    "build_app",
+    "check_exposure",
+    "serve",
+    "transport_security",
+]
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+HEALTH_PATH = "/healthz"
+WORKER_HEADER = "X-Experiture-MCP-Worker"  # which process answered, for debugging a load-balanced deployment
+MIN_ACCESS_KEY_LENGTH = 16
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+NEW_KEY_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def check_exposure(settings: Settings) -> None:
+    """Raise ConfigError, with the fix, when serving on settings.mcp_host would expose the server unsafely."""
+    short = [k for k in settings.mcp_access_keys if len(k.get_secret_value()) < MIN_ACCESS_KEY_LENGTH]
+    if short:
+        raise ConfigError(
+            f"EXPERITURE_MCP_ACCESS_KEYS has a key shorter than {MIN_ACCESS_KEY_LENGTH} characters, which could be "
+            f"guessed; generate keys with: {NEW_KEY_HINT}"
+        )
+    if is_loopback_host(settings.mcp_host):
+        return
+    if not settings.mcp_access_keys and not settings.mcp_no_auth_behind_proxy:
+        raise ConfigError(
+            f"refusing to serve on {settings.mcp_host} without access keys: anyone who can reach it could read "
+            f"campaign data. Set EXPERITURE_MCP_ACCESS_KEYS to one or more comma-separated keys (make one with: "
+            f"{NEW_KEY_HINT}) and have clients send 'Authorization: Bearer <key>'; or, only if a proxy in front "
+            "of this server authenticates every caller, pass --no-auth-behind-proxy."
+        )
+    if not settings.mcp_allowed_hosts:
+        raise ConfigError(
+            f"serving on {settings.mcp_host} needs --allowed-hosts (EXPERITURE_MCP_ALLOWED_HOSTS): the host names "
+            "clients use to reach this server, e.g. --allowed-hosts mcp.example.com. Requests with any other Host "
+            "header are refused (DNS-rebinding protection); '*' accepts any Host when a proxy checks it."
+        )
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """Host and Origin allowlists: loopback always, plus the configured names ('*' turns the Host check off)."""
+    if "*" in settings.mcp_allowed_hosts:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    hosts: list[str] = list(LOOPBACK_HOSTS)
+    for host in settings.mcp_allowed_hosts:
+        # A name without a port matches with or without one, as a proxy may forward either form.
+        hosts += [host] if re.search(r":(\d+|\*)$", host) else [host, f"{host}:*"]
+    return TransportSecuritySettings(
+        allowed_hosts=hosts, allowed_origins=[*LOOPBACK_ORIGINS, *settings.mcp_allowed_origins]
+    )
+
+
+def _digest(key: str | bytes) -> bytes:
+    # Comparing fixed-length digests keeps the time of a comparison independent of the keys' lengths.
+    return hashlib.sha256(key.encode() if isinstance(key, str) else key).digest()
+
+
+class AccessKeyMiddleware:
+    """Checks `Authorization: Bearer <access key>` before anything else runs, then drops the header.
+
+    The caller's Authorization header never reaches a handler, so it can never be forwarded to Experiture.
+    """
+
+    def __init__(self, app: ASGIApp, keys: tuple[str, ...], open_paths: frozenset[str]) -> None:
+        self.app = app
+        self._keys = tuple(_digest(k) for k in keys)
+        self._open_paths = open_paths
+        self._worker = str(os.getpid()).encode()
+
+    def _accepts(self, presented: bytes) -> bool:
+        digest = _digest(presented)
+        accepted = False
+        for key in self._keys:  # no early exit: every key is compared every time
+            accepted |= hmac.compare_digest(digest, key)
+        return accepted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        authorization = [value for name, value in headers if name == b"authorization"]
+
+        async def send_with_worker(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (WORKER_HEADER.lower().encode(), self._worker)]
+            await send(message)
+
+        if self._keys and scope["path"] not in self._open_paths:
+            scheme, _, presented = (authorization[0] if len(authorization) == 1 else b"").partition(b" ")
+            if scheme.lower() != b"bearer" or not self._accepts(presented.strip()):
+                log.info("refused %s %s: %s access key", scope["method"], scope["path"], "wrong" if presented else "no")
+                await _unauthorized(bool(presented))(scope, receive, send_with_worker)
+                return
+        scope = {**scope, "headers": [(name, value) for name, value in headers if name != b"authorization"]}
+        await self.app(scope, receive, send_with_worker)
+
+
+def _unauthorized(presented: bool) -> Response:
+    challenge = 'Bearer realm="experiture-mcp"'
+    if presented:
+        challenge += ', error="invalid_token", error_description="The access key is not valid"'
+    body = {
+        "error": "invalid_token" if presented else "unauthorized",
+        "error_description": ("The access key is not valid." if presented else "This MCP server needs an access key.")
+        + " Send the header 'Authorization: Bearer <access key>' with a key the server's operator gave you "
+        "(one of EXPERITURE_MCP_ACCESS_KEYS).",
+    }
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
+
+
+def build_app(
+    settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None, clock: Clock | None = None
+) -> Starlette:
+    """The ASGI app for hosted mode: stateless streamable HTTP with JSON responses at /mcp, open /healthz.
+
+    Raises ConfigError when settings would expose the server unsafely (see check_exposure).
+    """
+    check_exposure(settings)
+    keys = tuple(k.get_secret_value() for k in settings.mcp_access_keys)
+    for key in keys:
+        register_secret(key)
+    server = build_server(settings, transport=transport, clock=clock)
+
+    @server.custom_route(HEALTH_PATH, methods=["GET"])
+    async def healthz(_: Request) -> Response:  # pyright: ignore[reportUnusedFunction]
+        # Says only that this process serves; it checks nothing upstream, so an Experiture outage
+        # does not make a load balancer take every replica out at once.
+        return Response(
+            json.dumps({"status": "ok", "version": __version__, "pid": os.getpid()}),
+            media_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=True,  # any worker or replica can answer any request: no session affinity
+        json_response=True,
+        max_request_body_size=settings.mcp_max_body_bytes,
+        transport_security=transport_security(settings),
+        host=settings.mcp_host,
+    )
+    app.add_middleware(AccessKeyMiddleware, keys=keys, open_paths=frozenset({HEALTH_PATH}))
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Uvicorn factory for worker processes: `uvicorn --factory experiture_mcp.hosted:app_from_env`."""
+    try:
+        settings = Settings()
+        configure_logging(settings.log_level)
+        return build_app(settings, transport=demo_transport(settings))
+    except ConfigError as exc:
+        sys.stderr.write(f"experiture-mcp: {exc}\n")
+        raise SystemExit(2) from None
+
+
+def serve(settings: Settings, port: int, workers: int) -> int:
+    """Serve hosted mode with uvicorn until interrupted; N workers share the port."""
+    import uvicorn
+
+    try:
+        app = build_app(settings, transport=demo_transport(settings))
+    except ConfigError as exc:
+        sys.stderr.write(f"experiture-mcp: {exc}\n")
+        return 2
+    host = settings.mcp_host
+    where = f"http://{'[' + host + ']' if ':' in host else host}:{port}{MCP_PATH}"
+    auth = (
+        f"{len(settings.mcp_access_keys)} access key(s)"
+        if settings.mcp_access_keys
+        else "NO access keys (" + ("loopback only" if is_loopback_host(host) else "--no-auth-behind-proxy") + ")"
+    )
+    tenant = (
+        "EXPERITURE_API_TOKEN, or each request's X-Experiture-Token"
+        if settings.token
+        else ("each request's X-Experiture-Token (no EXPERITURE_API_TOKEN set)")
+    )
+    sys.stderr.write(
+        f"experiture-mcp {__version__}: MCP over streamable HTTP at {where} ({workers} worker(s)); "
+        f"callers need {auth}; Experiture data via {tenant}; health check at {HEALTH_PATH}.\n"
+    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,  # our redacting stderr handler is the only one
+        "log_level": settings.log_level.lower(),
+        "access_log": settings.log_level == "DEBUG",
+        "server_header": False,
+    }
+    if workers > 1:
+        # Worker processes build their own app from the environment, so hand every setting down that way.
+        os.environ.update(settings.to_env())
+        uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(app, **options)
+    return 0
