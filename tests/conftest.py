@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -67,6 +68,13 @@ def demo_api() -> Iterator[str]:
         yield served.url + "/public/v1"
 
 
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:  # pyright: ignore[reportUnusedFunction]
+    """Settings read EXPERITURE_* variables: a developer's own must not leak into any test."""
+    for name in [n for n in os.environ if n.startswith("EXPERITURE_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -82,8 +90,13 @@ def era(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def connect(settings: Settings, era: str) -> Client:
+    """An in-memory MCP client of a fresh server built from `settings`, speaking the given protocol era."""
+    return Client(build_server(settings, clock=frozen_clock), mode=era)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 async def client(settings: Settings, era: str) -> AsyncIterator[Client]:
     """An in-memory MCP client of a fresh server pointed at the loopback demo API, in each protocol era."""
-    async with Client(build_server(settings, clock=frozen_clock), mode=era) as c:  # type: ignore[arg-type]
+    async with connect(settings, era) as c:
         yield c

@@ -16,10 +16,11 @@ _MAX_SECRETS = 4096  # per-request tenant tokens are registered too; keep the ne
 _secrets: OrderedDict[str, None] = OrderedDict()
 _lock = threading.Lock()
 _pattern: re.Pattern[str] | None = None
-# Credentials that look like credentials are redacted even when nobody registered them.
+# Credentials that look like credentials are redacted even when nobody registered them. A word with no digit and
+# under 20 characters is prose ("invalid bearer token."), not a credential; registered secrets are redacted anyway.
 _SHAPES = re.compile(
     r"(?i)(bearer\s+|x-experiture-token[\"']?\s*[:=,]\s*[\"']?|authorization[\"']?\s*[:=,]\s*[\"']?)"
-    r"(?!\[REDACTED\])[^\s\"',;)}\]]+"
+    r"(?!\[REDACTED\])(?=[^\s\"',;)}\]]*\d|[^\s\"',;)}\]]{20})[^\s\"',;)}\]]+"
 )
 
 
