@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -68,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("tool", choices=TOOLS)
     call.add_argument("campaign_id")
     call.add_argument("--json", action="store_true", help="print the structured content instead of the text")
+    doctor = commands.add_parser(
+        "doctor",
+        parents=[_common(argparse.SUPPRESS)],
+        help="check the configuration and which scopes the token has; prints a checklist with fixes",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     return parser
 
 
@@ -151,12 +158,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
     except ValidationError as exc:
-        for error in exc.errors(include_url=False, include_input=False):
-            sys.stderr.write(f"experiture-mcp: {error['msg'].removeprefix('Value error, ')}\n")
+        problems = [e["msg"].removeprefix("Value error, ") for e in exc.errors(include_url=False, include_input=False)]
+        if args.command == "doctor":
+            from experiture_mcp.doctor import run_doctor
+
+            return run_doctor(None, problems, token_set=bool(os.environ.get(TOKEN_ENV)), as_json=args.json)
+        for problem in problems:
+            sys.stderr.write(f"experiture-mcp: {problem}\n")
         return 2
     from experiture_mcp.logs import configure_logging
 
     configure_logging(settings.log_level)
+    if args.command == "doctor":
+        from experiture_mcp.doctor import run_doctor
+
+        token_set = settings.token is not None
+        return run_doctor(settings, [], token_set=token_set, as_json=args.json, transport=demo_transport(settings))
     if args.command == "call":
         return anyio.run(_call, settings, args.tool, args.campaign_id, args.json)
     if args.transport == "http":

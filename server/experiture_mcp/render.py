@@ -32,6 +32,8 @@ from experiture_mcp.models import (
     Counts,
     DigitalSendSchedule,
     DirectMailBatchSchedule,
+    Overview,
+    OverviewRow,
     Reach,
 )
 
@@ -41,11 +43,14 @@ __all__ = [
     "SCOPES",
     "TIMEZONE_SOURCES",
     "describe_time",
+    "overview_warnings",
     "quote",
     "render_error",
     "render_metrics",
+    "render_overview",
     "render_status",
     "render_summary",
+    "short_reason",
 ]
 
 SCOPES = {"get_summary": "campaigns:read", "get_status": "campaigns:read", "get_metrics": "analytics:read"}
@@ -412,13 +417,15 @@ def render_metrics(m: CampaignMetrics) -> str:
     return _warnings(lines, _failure_warning(c))
 
 
-def render_error(tool: str, campaign_id: str, error: ExperitureError, *, over_http: bool = False) -> str:
+def render_error(
+    tool: str, campaign_id: str, error: ExperitureError, *, subject: str | None = None, over_http: bool = False
+) -> str:
     """What the model reads when a tool fails: what happened, whether a retry helps, and what to do next.
 
     over_http: the call came over hosted HTTP, where each request may bring its own token in a header.
     """
     what, todo = _explain(tool, error, over_http)
-    subject = (
+    subject = subject or (
         f"{tool} failed for campaign {campaign_id}"
         if not isinstance(error, InvalidCampaignId)
         else (f"{tool} refused campaign_id {quote(campaign_id, 60)}")
@@ -533,3 +540,104 @@ def _explain(tool: str, error: ExperitureError, over_http: bool) -> tuple[str, s
             )
         case _:
             return (str(error), "Tell the user what happened.")
+
+ATTENTION_LABELS = {
+    "failed": "failed",
+    "pending_or_overdue": "overdue",
+    "inconsistent": "inconsistent",
+    "high_failure_rate": "high failure rate",
+    "error": "could not be read",
+}
+
+
+def overview_warnings(state: str | None, counts: Counts | None, send_at: datetime | None, now: datetime) -> list[str]:
+    """The short warnings of one get_overview row."""
+    warnings: list[str] = []
+    if state == "failed":
+        warnings.append("The latest run failed.")
+    elif state == "pending_or_overdue":
+        late = f" by {_span(now - send_at)}" if send_at is not None else ""
+        warnings.append(f"Overdue{late}: the send time passed and no run started.")
+    elif state == "running":
+        warnings.append("Run in progress: counts are partial.")
+    return warnings + _failure_warning(counts)
+
+
+def short_reason(error: ExperitureError, scope: str) -> str:
+    """A few words on why one campaign could not be read, for a row of a many-campaign answer."""
+    match error:
+        case InvalidCampaignId():
+            return "not a campaign id (ids are UUIDs); no request made"
+        case NotConfigured():
+            return "no Experiture API token is configured"
+        case Unauthorized():
+            return "the API rejected the token (missing, invalid or expired)"
+        case InsufficientScope():
+            return f"the token lacks the {scope} scope"
+        case CampaignNotFound():
+            return "not found: no campaign with this id is visible to this token"
+        case UnsupportedCampaignType():
+            return "not a broadcast campaign: public API v1 cannot report it"
+        case StatusInconsistent():
+            return "status cannot be assembled: its execution metadata is inconsistent"
+        case APIError() if error.retryable:
+            wait = f"{error.retry_after:g} s" if error.retry_after is not None else "a minute"
+            return f"temporarily unavailable ({error}); retry in {wait}"
+        case BadResponse():
+            return f"unreadable answer ({error})"
+        case _:
+            return str(error)
+
+
+def _overview_row(r: OverviewRow, now: datetime) -> str:
+    parts = [f"{quote(r.name, 80) if r.name is not None else '(name unknown)'} {_plain(r.campaign_id)}"]
+    if r.state is not None:
+        parts.append(_plain(r.state))
+    if r.error is not None:
+        e = r.error
+        code = e.code.rsplit(".", 1)[-1] if e.code else None  # the structured row carries the full code
+        facts = " ".join(f for f in (f"HTTP {e.http_status}" if e.http_status else None, code and _plain(code)) if f)
+        what = "status unavailable" if e.endpoint == "status" else "refused"
+        parts.append(f"{what}: {e.reason}" + (f" [{facts}]" if facts else ""))
+    if r.last_run_at is not None:
+        parts.append(f"last run {describe_time(r.last_run_at, None, now)}")
+    elif r.state is not None:
+        parts.append("never run")
+    if r.next_send_at is not None:
+        parts.append(f"{'was due' if r.next_send_at <= now else 'sends'} {describe_time(r.next_send_at, None, now)}")
+    if r.sent is not None and r.failed is not None:
+        counts = f"sent {_n(r.sent)} · failed {_n(r.failed)}"
+        if r.sent + r.failed:
+            counts += f" · failure rate {_pct(r.failed, r.sent + r.failed)}"
+        parts.append(counts + (" (from get_metrics)" if r.state is None else ""))
+    return "- " + " · ".join(parts) + ("".join(f" ⚠ {w}" for w in r.warnings))
+
+
+def render_overview(o: Overview, now: datetime) -> str:
+    """Text for get_overview: rows needing attention first, then the rest, then one line of totals."""
+    t = o.total
+    urgent = [r for r in o.rows if r.attention is not None]
+    calm = [r for r in o.rows if r.attention is None]
+    lines = [
+        f"Overview of {t.campaigns} campaign{'s' if t.campaigns != 1 else ''}: {t.needing_attention} need attention"
+        + (", listed first" if urgent and calm else "")
+        + ". Times in UTC; failure rate = failed ÷ (sent + failed) of the latest run."
+    ]
+    if urgent:
+        lines.append("Needs attention:")
+        lines += [_overview_row(r, now) for r in urgent]
+    if calm:
+        lines.append("No attention needed:")
+        lines += [_overview_row(r, now) for r in calm]
+    lines += [f"Note: {n}" for n in o.notes]
+    kinds = [
+        f"{sum(r.attention == key for r in urgent)} {label}"
+        for key, label in ATTENTION_LABELS.items()
+        if any(r.attention == key for r in urgent)
+    ]
+    total = f"Total: {t.campaigns} campaigns · {t.needing_attention} need attention"
+    total += f" ({', '.join(kinds)})" if kinds else ""
+    total += f" · sent {_n(t.sent)} · failed {_n(t.failed)}"
+    if t.sent + t.failed:
+        total += f" · failure rate {_pct(t.failed, t.sent + t.failed)}"
+    return "\n".join([*lines, total])

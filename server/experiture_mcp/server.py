@@ -31,9 +31,12 @@ from pydantic import BaseModel, Field
 from experiture_mcp import __version__
 from experiture_mcp.client import CampaignClient
 from experiture_mcp.config import Settings
+from experiture_mcp.doctor import register_access
 from experiture_mcp.errors import CampaignNotFound, ExperitureError, InvalidCampaignId
 from experiture_mcp.logs import redact, register_secret
 from experiture_mcp.models import UUID_PATTERN, CampaignMetrics, CampaignStatus, CampaignSummary, dump, is_campaign_id
+from experiture_mcp.overview import register_overview
+from experiture_mcp.prompts import register_prompts
 from experiture_mcp.reference import reference_markdown
 from experiture_mcp.render import render_error, render_metrics, render_status, render_summary
 
@@ -258,6 +261,10 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         """Every state, reach status, scope and error code of the API, with its meaning and what to do."""
         return reference_markdown()
 
+    register_overview(mcp, _request_token)
+    register_prompts(mcp)
+    register_access(mcp, settings, transport=transport, now=now)
+
     @mcp.completion()
     async def complete(
         ref: PromptReference | ResourceTemplateReference,
@@ -268,8 +275,13 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             return None
         # The SDK gives completion handlers no request context, so only ids looked up with the configured token
         # are offered; ids a hosted caller looked up with its own token stay private to it.
-        typed = argument.value.rsplit(",", 1)[-1].strip().lower()
-        values = [cid for cid in recent.newest_first(None) if cid.startswith(typed)]
+        # A list completes its last item; each offered value keeps the items before it, and skips ids already listed.
+        head, comma, typed = argument.value.rpartition(",")
+        typed = typed.strip().lower()
+        listed = {item.strip().lower() for item in head.split(",")}
+        values = [
+            head + comma + cid for cid in recent.newest_first(None) if cid.startswith(typed) and cid not in listed
+        ]
         return Completion(values=values[:100], total=len(values), has_more=len(values) > 100)
 
     return mcp
