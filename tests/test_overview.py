@@ -99,7 +99,7 @@ async def test_every_demo_campaign_in_one_call_lists_those_needing_attention_fir
     assert_snapshot("overview/every_demo_campaign", text_of(result))
     data = result.structured_content
     assert data is not None
-    (await output_validator(client)).validate(data)
+    (await output_validator(client)).validate(data)  # pyright: ignore[reportUnknownMemberType]
     rows: list[dict[str, Any]] = data["rows"]
     assert sorted(r["campaignId"] for r in rows) == sorted(EVERY_ID)
     assert [RANK[r["attention"]] for r in rows] == sorted(RANK[r["attention"]] for r in rows)
@@ -158,8 +158,11 @@ async def test_a_token_without_analytics_read_gets_its_counts_from_status_and_no
     assert result.structured_content is not None
     rows = result.structured_content["rows"]
     assert {r["countsFrom"] for r in rows} == {"status", None}
-    assert all(r["error"] is None for r in rows if r["campaignId"] not in (DEMO_CAMPAIGNS["onboarding-journey"],
-                                                                             DEMO_CAMPAIGNS["loyalty-inconsistent"]))
+    assert all(
+        r["error"] is None
+        for r in rows
+        if r["campaignId"] not in (DEMO_CAMPAIGNS["onboarding-journey"], DEMO_CAMPAIGNS["loyalty-inconsistent"])
+    )
     assert "lacks analytics:read" in result.structured_content["notes"][0]
 
 
