@@ -166,21 +166,14 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
     async def get_summary(
         campaign_id: CampaignId, ctx: Context[AppState]
     ) -> Annotated[CallToolResult, CampaignSummary]:
-        """Setup summary of one broadcast campaign: type, channel, authoring status, schedule (send time or direct-mail batch date, with time zone), audience segments and reach, content template, proof and preflight checks, and the latest execution with its counts.
-
-        Use it to check how a campaign is set up or why it may not send. For live execution state use
-        get_status; for BI counts use get_metrics. Needs the token scope campaigns:read.
-        """  # noqa: E501
+        """How one broadcast campaign is set up: type, channel, authoring status, schedule (send time or direct-mail batch date, time zone), audience and reach, template, proof and preflight checks, latest execution and counts. Use it to see why a campaign may not send; for live state use get_status, for BI counts get_metrics. Needs scope campaigns:read."""  # noqa: E501
         return await run_tool(
             "get_summary", campaign_id, ctx, lambda c, cid, tok: c.get_summary(cid, token=tok), render_summary
         )
 
     @mcp.tool(title="Campaign execution status", annotations=READ_ONLY)
     async def get_status(campaign_id: CampaignId, ctx: Context[AppState]) -> Annotated[CallToolResult, CampaignStatus]:
-        """Operational status of one broadcast campaign: execution state (not_scheduled, scheduled, pending_or_overdue, running, completed, failed), its schedule, and the latest run with start/end times, duration and pipeline counts (scheduled → hydrated → composed → injected → sent, failed).
-
-        Prefer it for "did it go out / is it running / did it fail". Needs campaigns:read.
-        """  # noqa: E501
+        """Execution state of one broadcast campaign (not_scheduled, scheduled, pending_or_overdue, running, completed, failed), its schedule and latest run: start/end times, duration, pipeline counts with drop-offs and failure rate. Prefer it for "did it go out / is it running / did it fail". Needs scope campaigns:read."""  # noqa: E501
         return await run_tool(
             "get_status", campaign_id, ctx, lambda c, cid, tok: c.get_status(cid, token=tok), render_status
         )
@@ -189,11 +182,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
     async def get_metrics(
         campaign_id: CampaignId, ctx: Context[AppState]
     ) -> Annotated[CallToolResult, CampaignMetrics]:
-        """Pipeline counts of one broadcast campaign's latest execution (scheduled, hydrated, composed, injected, sent, failed) with drop-off per stage and failure rate; zeros when it never ran.
-
-        For BI and reporting. No state, schedule or times: use get_status for those. Needs analytics:read
-        (get_status also returns the latest run's counts with campaigns:read).
-        """  # noqa: E501
+        """Pipeline counts of one broadcast campaign's latest run (scheduled, hydrated, composed, injected, sent, failed), drop-off per stage and failure rate; zeros if it never ran. For BI and reporting; no state or times. Needs scope analytics:read (get_status gives the same counts with campaigns:read)."""  # noqa: E501
         return await run_tool(
             "get_metrics",
             campaign_id,
