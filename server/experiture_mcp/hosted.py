@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import os
 import re
+import socket
 import sys
 from typing import Any
 
@@ -17,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from experiture_mcp import __version__
 from experiture_mcp.cli import demo_transport
@@ -30,6 +33,7 @@ __all__ = [
     "MIN_ACCESS_KEY_LENGTH",
     "WORKER_HEADER",
     "AccessKeyMiddleware",
+    "NoDelayProtocol",
     "app_from_env",
     "build_app",
     "check_exposure",
@@ -191,43 +195,64 @@ def app_from_env() -> Starlette:
         raise SystemExit(2) from None
 
 
+class NoDelayProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with Nagle's algorithm off on every connection.
+
+    With several workers uvicorn binds the socket itself, without IPPROTO_TCP, so asyncio skips its usual
+    TCP_NODELAY and each response waits about 40 ms for the client's delayed ACK.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock: socket.socket | None = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
 def serve(settings: Settings, port: int, workers: int) -> int:
     """Serve hosted mode with uvicorn until interrupted; N workers share the port."""
     import uvicorn
 
     try:
-        app = build_app(settings, transport=demo_transport(settings))
+        check_exposure(settings)  # before binding, and before workers each build their own app
+        app = build_app(settings, transport=demo_transport(settings)) if workers == 1 else None
     except ConfigError as exc:
         sys.stderr.write(f"experiture-mcp: {exc}\n")
         return 2
-    host = settings.mcp_host
-    where = f"http://{'[' + host + ']' if ':' in host else host}:{port}{MCP_PATH}"
-    auth = (
-        f"{len(settings.mcp_access_keys)} access key(s)"
-        if settings.mcp_access_keys
-        else "NO access keys (" + ("loopback only" if is_loopback_host(host) else "--no-auth-behind-proxy") + ")"
-    )
-    tenant = (
-        "EXPERITURE_API_TOKEN, or each request's X-Experiture-Token"
-        if settings.token
-        else ("each request's X-Experiture-Token (no EXPERITURE_API_TOKEN set)")
-    )
-    sys.stderr.write(
-        f"experiture-mcp {__version__}: MCP over streamable HTTP at {where} ({workers} worker(s)); "
-        f"callers need {auth}; Experiture data via {tenant}; health check at {HEALTH_PATH}.\n"
-    )
+    sys.stderr.write(_banner(settings, port, workers))
     options: dict[str, Any] = {
-        "host": host,
+        "host": settings.mcp_host,
         "port": port,
         "log_config": None,  # our redacting stderr handler is the only one
         "log_level": settings.log_level.lower(),
         "access_log": settings.log_level == "DEBUG",
         "server_header": False,
+        "http": NoDelayProtocol,
     }
-    if workers > 1:
+    if app is None:
         # Worker processes build their own app from the environment, so hand every setting down that way.
         os.environ.update(settings.to_env())
         uvicorn.run(f"{__name__}:app_from_env", factory=True, workers=workers, **options)
     else:
         uvicorn.run(app, **options)
     return 0
+
+
+def _banner(settings: Settings, port: int, workers: int) -> str:
+    host = settings.mcp_host
+    where = f"http://{f'[{host}]' if ':' in host else host}:{port}{MCP_PATH}"
+    if settings.mcp_access_keys:
+        callers = f"callers need one of {len(settings.mcp_access_keys)} access key(s)"
+    elif is_loopback_host(host):
+        callers = "no access keys: any program on this machine may call it"
+    else:
+        callers = "no access keys: the proxy in front must authenticate callers"
+    tenant = (
+        "EXPERITURE_API_TOKEN unless a request sends X-Experiture-Token"
+        if settings.token
+        else ("each request's X-Experiture-Token header (EXPERITURE_API_TOKEN is not set)")
+    )
+    return (
+        f"experiture-mcp {__version__}: MCP over streamable HTTP at {where}, {workers} worker(s); {callers}; "
+        f"Experiture token: {tenant}; health check: GET {HEALTH_PATH}\n"
+    )

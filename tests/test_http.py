@@ -1,0 +1,424 @@
+"""Hosted mode over real streamable HTTP on loopback: access keys, Host/Origin checks, tenants, workers, secrets."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client, MCPError
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult, ResourceTemplateReference, TextContent, TextResourceContents
+from pydantic import SecretStr
+from starlette.types import Receive, Scope, Send
+
+from _snapshot import assert_snapshot
+from conftest import ServedApp, connect, free_port, frozen_clock
+from experiture_mcp.cli import main
+from experiture_mcp.config import Settings
+from experiture_mcp.hosted import HEALTH_PATH, MCP_PATH, WORKER_HEADER, build_app
+from experiture_mcp.sandbox import (
+    CAMPAIGNS_ONLY_TOKEN,
+    DEMO_CAMPAIGNS,
+    DEMO_TOKEN,
+    TENANT_B_CAMPAIGNS,
+    TENANT_B_TOKEN,
+    create_app,
+)
+
+ACCESS_KEY = "test-key-" + secrets.token_urlsafe(24)
+WRONG_TOKEN = "wrong-token-" + secrets.token_hex(8)
+SECRETS = (ACCESS_KEY, DEMO_TOKEN, TENANT_B_TOKEN, CAMPAIGNS_ONLY_TOKEN, WRONG_TOKEN)
+APP_ORIGIN = "https://app.example.com"
+ACME = [cid for name, cid in DEMO_CAMPAIGNS.items() if name in ("spring-dm", "summer-email", "flash-sms", "tokyo-push")]
+GLOBEX = list(TENANT_B_CAMPAIGNS.values())
+SPRING = DEMO_CAMPAIGNS["spring-dm"]
+STATUS_TEMPLATE = "experiture://campaigns/{campaign_id}/status"
+TOOLS_CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+
+
+class RecordingUpstream:
+    """The demo API, noting every Authorization header it receives."""
+
+    def __init__(self) -> None:
+        self.app = create_app(clock=frozen_clock)
+        self.authorizations: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.authorizations += [v.decode() for k, v in scope["headers"] if k == b"authorization"]
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Hosted:
+    """One hosted app on loopback and the upstream it talks to."""
+
+    url: str
+    upstream: RecordingUpstream
+
+
+@dataclass
+class Seen:
+    """Everything the client side received: statuses, worker ids and raw bodies."""
+
+    statuses: list[int] = field(default_factory=list[int])
+    workers: set[str] = field(default_factory=set[str])
+    bodies: list[str] = field(default_factory=list[str])
+
+    async def __call__(self, response: httpx2.Response) -> None:
+        await response.aread()
+        self.statuses.append(response.status_code)
+        self.workers.add(response.headers.get(WORKER_HEADER, "?"))
+        self.bodies.append(f"{response.headers}\n{response.text}")
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[tuple[str, RecordingUpstream]]:
+    recorder = RecordingUpstream()
+    with ServedApp(recorder) as served:
+        yield served.url + "/public/v1", recorder
+
+
+def _serve(upstream: tuple[str, RecordingUpstream], **settings: Any) -> Iterator[Hosted]:
+    base_url, recorder = upstream
+    app = build_app(Settings(base_url=base_url, **settings), clock=frozen_clock)
+    with ServedApp(app, lifespan="on") as served:
+        yield Hosted(served.url, recorder)
+
+
+@pytest.fixture(scope="module")
+def multi_tenant(upstream: tuple[str, RecordingUpstream]) -> Iterator[Hosted]:
+    """Access keys required; no EXPERITURE_API_TOKEN, so each request brings its own; one extra browser origin."""
+    yield from _serve(upstream, mcp_access_keys=ACCESS_KEY, mcp_allowed_origins=APP_ORIGIN)
+
+
+@pytest.fixture(scope="module")
+def single_tenant(upstream: tuple[str, RecordingUpstream]) -> Iterator[Hosted]:
+    """Access keys required and EXPERITURE_API_TOKEN set."""
+    yield from _serve(upstream, mcp_access_keys=ACCESS_KEY, api_token=SecretStr(DEMO_TOKEN))
+
+
+@pytest.fixture(scope="module")
+def open_loopback(upstream: tuple[str, RecordingUpstream]) -> Iterator[Hosted]:
+    """Loopback without access keys or token, as a developer runs it locally."""
+    yield from _serve(upstream)
+
+
+@asynccontextmanager
+async def http_client(url: str, era: str, headers: dict[str, str], seen: Seen | None = None) -> AsyncGenerator[Client]:
+    """A real SDK client over streamable HTTP with the given request headers."""
+    hooks = {"response": [seen]} if seen is not None else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, event_hooks=hooks) as http,
+        Client(streamable_http_client(url + MCP_PATH, http_client=http), mode=era) as client,  # type: ignore[arg-type]
+    ):
+        yield client
+
+
+def authorized(token: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {ACCESS_KEY}"}
+    return headers if token is None else {**headers, "X-Experiture-Token": token}
+
+
+def text_of(result: CallToolResult) -> str:
+    block = result.content[0]
+    assert isinstance(block, TextContent)
+    return block.text
+
+
+async def post(url: str, payload: Any, headers: dict[str, str]) -> httpx2.Response:
+    """One raw JSON-RPC POST, as a browser or a script would send it."""
+    base = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    async with httpx2.AsyncClient() as http:
+        return await http.post(url + MCP_PATH, json=payload, headers={**base, **headers})
+
+
+def assert_no_secret(texts: list[str]) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+@pytest.mark.anyio
+async def test_tools_resources_and_prompts_work_over_http_as_in_memory(
+    multi_tenant: Hosted, settings: Settings, era: str
+) -> None:
+    async with (
+        http_client(multi_tenant.url, era, authorized(DEMO_TOKEN)) as remote,
+        connect(settings, era) as local,
+    ):
+        assert (await remote.list_tools()).tools == (await local.list_tools()).tools
+        assert (await remote.list_resources()).resources == (await local.list_resources()).resources
+        templates = (await remote.list_resource_templates()).resource_templates
+        assert templates == (await local.list_resource_templates()).resource_templates
+        assert (await remote.list_prompts()).prompts == (await local.list_prompts()).prompts
+
+        result = await remote.call_tool("get_status", {"campaign_id": SPRING})
+        assert not result.is_error
+        assert result == await local.call_tool("get_status", {"campaign_id": SPRING})
+        uri = f"experiture://campaigns/{SPRING}/summary"
+        contents = (await remote.read_resource(uri)).contents
+        assert isinstance(contents[0], TextResourceContents)
+        assert SPRING in contents[0].text
+        assert contents == (await local.read_resource(uri)).contents
+
+
+@pytest.mark.anyio
+async def test_calls_without_or_with_a_wrong_access_key_get_401_before_any_tool_runs(multi_tenant: Hosted) -> None:
+    before = len(multi_tenant.upstream.authorizations)
+    call = {**TOOLS_CALL, "params": {"name": "get_status", "arguments": {"campaign_id": SPRING}}}
+
+    token = {"X-Experiture-Token": DEMO_TOKEN}
+    missing = await post(multi_tenant.url, call, token)
+    wrong = await post(multi_tenant.url, call, {**token, "Authorization": f"Bearer {ACCESS_KEY}x"})
+    basic = await post(multi_tenant.url, call, {**token, "Authorization": f"Basic {ACCESS_KEY}"})
+
+    assert [r.status_code for r in (missing, wrong, basic)] == [401, 401, 401]
+    assert missing.headers["WWW-Authenticate"] == 'Bearer realm="experiture-mcp"'
+    assert 'error="invalid_token"' in wrong.headers["WWW-Authenticate"]
+    assert "Authorization: Bearer <access key>" in missing.json()["error_description"]
+    assert len(multi_tenant.upstream.authorizations) == before  # no tool ran, so nothing went upstream
+    assert_no_secret([r.text + str(r.headers) for r in (missing, wrong, basic)])
+
+
+@pytest.mark.anyio
+async def test_an_sdk_client_with_a_wrong_access_key_cannot_connect(multi_tenant: Hosted, era: str) -> None:
+    seen = Seen()
+    with pytest.raises(Exception):  # noqa: B017 - the SDK wraps the HTTP error in version-specific ways
+        async with http_client(multi_tenant.url, era, {"Authorization": "Bearer not-the-key-at-all"}, seen):
+            pass
+    assert seen.statuses[:1] == [401]
+
+
+@pytest.mark.anyio
+async def test_healthz_answers_without_an_access_key_for_any_host(multi_tenant: Hosted) -> None:
+    async with httpx2.AsyncClient() as http:
+        response = await http.get(multi_tenant.url + HEALTH_PATH, headers={"Host": "10.1.2.3:8000"})
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert response.json()["pid"] == os.getpid()  # served in this process's thread
+
+
+@pytest.mark.anyio
+async def test_a_foreign_host_header_is_refused_with_421(multi_tenant: Hosted, era: str) -> None:
+    seen = Seen()
+    with pytest.raises(Exception):  # noqa: B017
+        async with http_client(multi_tenant.url, era, {**authorized(DEMO_TOKEN), "Host": "evil.example"}, seen):
+            pass
+    assert seen.statuses[:1] == [421]
+
+
+@pytest.mark.anyio
+async def test_a_foreign_origin_is_refused_and_a_configured_one_accepted(multi_tenant: Hosted, era: str) -> None:
+    seen = Seen()
+    with pytest.raises(Exception):  # noqa: B017
+        evil = {**authorized(DEMO_TOKEN), "Origin": "https://evil.example"}
+        async with http_client(multi_tenant.url, era, evil, seen):
+            pass
+    assert seen.statuses[:1] == [403]
+
+    async with http_client(multi_tenant.url, era, {**authorized(DEMO_TOKEN), "Origin": APP_ORIGIN}) as client:
+        assert not (await client.call_tool("get_metrics", {"campaign_id": SPRING})).is_error
+
+
+@pytest.mark.anyio
+async def test_a_request_body_over_the_limit_is_refused_with_413(multi_tenant: Hosted) -> None:
+    limit = Settings().mcp_max_body_bytes
+    padded = {**TOOLS_CALL, "params": {"name": "get_status", "arguments": {"campaign_id": "x" * (limit - 200)}}}
+    oversized = {**TOOLS_CALL, "params": {"name": "get_status", "arguments": {"campaign_id": "x" * limit}}}
+
+    assert (await post(multi_tenant.url, padded, authorized(DEMO_TOKEN))).status_code != 413
+    assert (await post(multi_tenant.url, oversized, authorized(DEMO_TOKEN))).status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit holds for streamed bodies too
+        for _ in range(limit // 4096 + 2):
+            yield b" " * 4096
+
+    async with httpx2.AsyncClient() as http:
+        headers = {"Content-Type": "application/json", **authorized(DEMO_TOKEN)}
+        streamed = await http.post(multi_tenant.url + MCP_PATH, content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+
+
+@pytest.mark.anyio
+async def test_concurrent_tenants_each_see_only_their_own_campaigns(multi_tenant: Hosted, era: str) -> None:
+    seen = Seen()
+    outcomes: dict[str, list[tuple[str, str, CallToolResult]]] = {}
+
+    async def tenant(token: str, rounds: int = 12) -> None:
+        calls = outcomes.setdefault(token, [])
+        async with http_client(multi_tenant.url, era, authorized(token), seen) as client:
+            for i in range(rounds):
+                for tool, cid in (
+                    ("get_summary", ACME[i % 4]),
+                    ("get_summary", GLOBEX[i % 3]),
+                    ("get_metrics", SPRING),
+                ):
+                    calls.append((tool, cid, await client.call_tool(tool, {"campaign_id": cid})))
+
+    async with anyio.create_task_group() as tg:
+        for token in (DEMO_TOKEN, TENANT_B_TOKEN, CAMPAIGNS_ONLY_TOKEN):
+            tg.start_soon(tenant, token)
+
+    for token, calls in outcomes.items():
+        assert len(calls) == 36
+        for tool, cid, result in calls:
+            visible = (cid in GLOBEX) == (token == TENANT_B_TOKEN)
+            allowed = tool == "get_summary" or token != CAMPAIGNS_ONLY_TOKEN
+            assert result.is_error is not (visible and allowed), (token, tool, cid, text_of(result))
+            if not result.is_error:
+                assert result.structured_content is not None
+                assert result.structured_content["campaignId"] == cid
+            elif not allowed:
+                assert "analytics:read" in text_of(result)
+            else:
+                assert "no campaign with this id is visible to this token" in text_of(result)
+    assert_no_secret(seen.bodies)
+
+
+@pytest.mark.anyio
+async def test_a_request_with_neither_token_is_told_to_send_the_token_header(multi_tenant: Hosted, era: str) -> None:
+    async with http_client(multi_tenant.url, era, authorized()) as client:
+        result = await client.call_tool("get_metrics", {"campaign_id": SPRING})
+    assert result.is_error
+    assert_snapshot("http_not_configured", text_of(result))
+
+
+@pytest.mark.anyio
+async def test_the_callers_authorization_header_is_never_sent_upstream(
+    multi_tenant: Hosted, open_loopback: Hosted, era: str
+) -> None:
+    # Without keys the header passes the middleware, yet a valid upstream token in it must not be used.
+    async with http_client(open_loopback.url, era, {"Authorization": f"Bearer {DEMO_TOKEN}"}) as client:
+        result = await client.call_tool("get_summary", {"campaign_id": SPRING})
+    assert result.is_error
+    assert "X-Experiture-Token" in text_of(result)
+
+    async with http_client(multi_tenant.url, era, authorized(TENANT_B_TOKEN)) as client:
+        assert not (await client.call_tool("get_summary", {"campaign_id": GLOBEX[0]})).is_error
+    assert f"Bearer {TENANT_B_TOKEN}" in multi_tenant.upstream.authorizations
+    assert all(ACCESS_KEY not in value for value in multi_tenant.upstream.authorizations)
+
+
+@pytest.mark.anyio
+async def test_completions_offer_only_ids_looked_up_with_the_configured_token(single_tenant: Hosted, era: str) -> None:
+    async with (
+        http_client(single_tenant.url, era, authorized(TENANT_B_TOKEN)) as globex,
+        http_client(single_tenant.url, era, authorized()) as operator,
+    ):
+        assert not (await globex.call_tool("get_status", {"campaign_id": GLOBEX[0]})).is_error
+        assert not (await operator.call_tool("get_status", {"campaign_id": SPRING})).is_error
+        ref = ResourceTemplateReference(type="ref/resource", uri=STATUS_TEMPLATE)
+        for client in (globex, operator):
+            values = (await client.complete(ref, {"name": "campaign_id", "value": ""})).completion.values
+            assert SPRING in values
+            assert GLOBEX[0] not in values
+
+
+@pytest.mark.anyio
+async def test_no_token_or_access_key_reaches_a_response_or_log_record(
+    multi_tenant: Hosted, era: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    seen = Seen()
+    async with http_client(multi_tenant.url, era, authorized(WRONG_TOKEN), seen) as client:
+        rejected = await client.call_tool("get_status", {"campaign_id": SPRING})
+        with pytest.raises(MCPError) as resource_error:
+            await client.read_resource(f"experiture://campaigns/{SPRING}/status")
+    async with http_client(multi_tenant.url, era, authorized(DEMO_TOKEN), seen) as client:
+        assert not (await client.call_tool("get_summary", {"campaign_id": SPRING})).is_error
+    refused = await post(multi_tenant.url, {}, {"Authorization": f"Bearer {ACCESS_KEY[:-1]}"})
+
+    assert rejected.is_error
+    assert "rejected the token" in text_of(rejected)
+    assert "rejected the token" in resource_error.value.error.message
+    assert refused.status_code == 401
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("refused POST /mcp" in message for message in messages)  # the log was captured
+    assert_no_secret([*seen.bodies, resource_error.value.error.message, refused.text, *messages])
+
+
+def test_refuses_to_serve_off_loopback_without_access_keys_or_allowed_hosts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("EXPERITURE_MCP_ACCESS_KEYS", "EXPERITURE_MCP_ALLOWED_HOSTS", "EXPERITURE_MCP_NO_AUTH_BEHIND_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--transport", "http", "--host", "0.0.0.0", "--demo"]) == 2
+    assert "EXPERITURE_MCP_ACCESS_KEYS" in capsys.readouterr().err
+
+    assert main(["--transport", "http", "--host", "0.0.0.0", "--demo", "--no-auth-behind-proxy"]) == 2
+    assert "--allowed-hosts" in capsys.readouterr().err
+
+    monkeypatch.setenv("EXPERITURE_MCP_ACCESS_KEYS", "short")
+    assert main(["--transport", "http", "--demo"]) == 2
+    assert "shorter than 16 characters" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_a_public_bind_accepts_only_the_allowed_host_names(upstream: tuple[str, RecordingUpstream]) -> None:
+    # Built for 0.0.0.0 but served on loopback: the Host allowlist is what is under test.
+    for hosted in _serve(upstream, mcp_host="0.0.0.0", mcp_access_keys=ACCESS_KEY, mcp_allowed_hosts="mcp.example.com"):
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        statuses = [
+            (await post(hosted.url, ping, {**authorized(), "Host": host})).status_code
+            for host in ("mcp.example.com", "mcp.example.com:443", "evil.example", "mcp.example.com.evil.example")
+        ]
+        assert statuses == [200, 200, 421, 421]
+
+
+@pytest.mark.anyio
+async def test_two_workers_both_serve_calls_and_log_no_secret(demo_api: str, tmp_path: Path) -> None:
+    port = free_port()
+    stderr = tmp_path / "stderr.log"
+    env = {**os.environ, "EXPERITURE_MCP_ACCESS_KEYS": ACCESS_KEY}
+    env.pop("EXPERITURE_API_TOKEN", None)
+    command = [sys.executable, "-m", "experiture_mcp", "--transport", "http", "--workers", "2", "--port", str(port)]
+    command += ["--base-url", demo_api, "--log-level", "DEBUG"]
+    url = f"http://127.0.0.1:{port}"
+    with stderr.open("w") as err:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        seen = Seen()
+        with anyio.fail_after(30):
+            await _wait_until_healthy(url)
+            while len(seen.workers) < 2:  # each client opens its own connection, which either worker may accept
+                async with anyio.create_task_group() as tg:
+                    for _ in range(6):
+                        tg.start_soon(_one_call, url, seen)
+        assert len(seen.workers) == 2
+        assert str(process.pid) not in seen.workers  # the supervisor itself serves nothing
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+    log = stderr.read_text()
+    assert "POST /mcp" in log  # the access log is on at DEBUG: the check below reads a real log
+    assert_no_secret([log])
+
+
+async def _wait_until_healthy(url: str) -> None:
+    async with httpx2.AsyncClient() as http:
+        while True:
+            try:
+                if (await http.get(url + HEALTH_PATH)).status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            await anyio.sleep(0.1)
+
+
+async def _one_call(url: str, seen: Seen) -> None:
+    async with http_client(url, "auto", authorized(DEMO_TOKEN), seen) as client:
+        result = await client.call_tool("get_summary", {"campaign_id": SPRING})
+    assert not result.is_error
