@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import anyio
 import pytest
 import uvicorn
 from mcp import Client
 from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from experiture_mcp.config import Settings
 from experiture_mcp.sandbox import DEMO_TOKEN, create_app
@@ -59,6 +61,27 @@ class ServedApp:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+class Instrumented:
+    """An ASGI app behind a delay (longer for paths containing `slow_path`), counting requests and concurrency."""
+
+    def __init__(self, app: ASGIApp, delay: float = 0.0, slow_path: str = "", slow_delay: float = 0.0) -> None:
+        self.app, self.delay, self.slow_path, self.slow_delay = app, delay, slow_path, slow_delay
+        self.in_flight = self.most_in_flight = self.requests = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        self.requests += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            slow = bool(self.slow_path) and self.slow_path in scope["path"]
+            await anyio.sleep(self.slow_delay if slow else self.delay)
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,9 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from _snapshot import assert_snapshot
-from conftest import ServedApp, connect, frozen_clock
+from conftest import Instrumented, ServedApp, connect, frozen_clock
 from experiture_mcp.config import Settings
 from experiture_mcp.overview import MAX_CAMPAIGNS, OVERVIEW_CONCURRENCY, parse_campaign_ids
 from experiture_mcp.sandbox import ANALYTICS_ONLY_TOKEN, CAMPAIGNS_ONLY_TOKEN, DEMO_CAMPAIGNS, create_app
@@ -45,27 +44,6 @@ async def output_validator(client: Client) -> jsonschema.Draft202012Validator:
 
 def limited(settings: Settings, token: str) -> Settings:
     return settings.model_copy(update={"api_token": SecretStr(token)})
-
-
-class Instrumented:
-    """The demo API behind a delay, counting how many requests are in flight at once."""
-
-    def __init__(self, app: ASGIApp, delay: float, slow_path: str = "", slow_delay: float = 0.0) -> None:
-        self.app, self.delay, self.slow_path, self.slow_delay = app, delay, slow_path, slow_delay
-        self.in_flight = self.most_in_flight = self.requests = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        self.requests += 1
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            slow = bool(self.slow_path) and self.slow_path in scope["path"]
-            await anyio.sleep(self.slow_delay if slow else self.delay)
-            await self.app(scope, receive, send)
-        finally:
-            self.in_flight -= 1
 
 
 @pytest.fixture

@@ -357,7 +357,7 @@ def render_access(report: AccessReport) -> str:
             lines.append(f"       Fix: {c.fix}")
     lines.append("Tools with this token:")
     lines += [f"- {t.tool}: {_WORKS[t.works]} ({t.why})" for t in report.tools]
-    if report.probes:
+    if report.probes and all(p.finding != "token_invalid" for p in report.probes):
         lines.append(INFERENCE_NOTE)
     return redact("\n".join(lines))
 
