@@ -41,6 +41,13 @@ def _common(demo_default: Any) -> argparse.ArgumentParser:
         help="seconds to wait for one API request (EXPERITURE_TIMEOUT_SECONDS, default 10)",
     )
     common.add_argument(
+        "--deadline",
+        type=float,
+        default=argparse.SUPPRESS,
+        dest="deadline_seconds",
+        help="seconds one tool call may take, retries included (EXPERITURE_DEADLINE_SECONDS, default 20)",
+    )
+    common.add_argument(
         "--log-level",
         default=argparse.SUPPRESS,
         type=str.upper,
@@ -127,7 +134,9 @@ def _hosted_options(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
-        k: v for k, v in vars(args).items() if k in ("base_url", "timeout_seconds", "log_level") or k.startswith("mcp_")
+        k: v
+        for k, v in vars(args).items()
+        if k in ("base_url", "timeout_seconds", "deadline_seconds", "log_level") or k.startswith("mcp_")
     }
     if args.demo:
         from experiture_mcp.sandbox import DEMO_TOKEN

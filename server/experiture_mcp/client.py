@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -10,24 +14,31 @@ from typing import Any, Self, TypeVar
 
 import anyio
 import httpx2
+import stamina
 from pydantic import BaseModel, ValidationError
 
 from experiture_mcp import __version__
 from experiture_mcp.config import Settings
 from experiture_mcp.errors import (
+    APIError,
     BadResponse,
     ConnectionFailed,
     InvalidCampaignId,
     NotConfigured,
+    Unavailable,
+    UnusableToken,
     UpstreamTimeout,
     error_from_response,
 )
 from experiture_mcp.models import CampaignMetrics, CampaignStatus, CampaignSummary, is_campaign_id
 
-__all__ = ["MAX_BODY_BYTES", "USER_AGENT", "CampaignClient", "Endpoint"]
+__all__ = ["MAX_BODY_BYTES", "SUGGESTED_RETRY_SECONDS", "USER_AGENT", "CampaignClient", "Endpoint"]
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = f"experiture-mcp/{__version__}"
 MAX_BODY_BYTES = 1024 * 1024  # the largest real answer is a few KiB; anything near this is not one
+SUGGESTED_RETRY_SECONDS = 30  # what "retry in N s" says when the API gave no Retry-After
 
 M = TypeVar("M", bound=BaseModel)
 Endpoint = str  # "summary" | "status" | "metrics"
@@ -40,7 +51,8 @@ class CampaignClient:
         self._settings = settings
         self._http = httpx2.AsyncClient(
             base_url=settings.base_url + "/",
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            # identity: a compressed body could inflate far past MAX_BODY_BYTES inside a single chunk
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": "identity"},
             timeout=httpx2.Timeout(settings.timeout_seconds),
             limits=httpx2.Limits(
                 max_connections=settings.max_concurrency, max_keepalive_connections=settings.max_concurrency
@@ -77,12 +89,69 @@ class CampaignClient:
     async def _get(self, endpoint: Endpoint, campaign_id: str, model: type[M], token: str | None) -> M:
         if not is_campaign_id(campaign_id):
             raise InvalidCampaignId(campaign_id)
-        token = token or self._settings.token
+        token = (token or self._settings.token or "").strip()
         if not token:
             raise NotConfigured()
+        if not _TOKEN_CHARS.fullmatch(token):
+            raise UnusableToken()  # h11 would refuse it mid-request, with the token in the exception's text
+        path = f"campaigns/{campaign_id.lower()}/{endpoint}"
+        return await self._with_retries(path, lambda deadline: self._attempt(path, token, model, deadline))
+
+    async def _with_retries(self, path: str, attempt: Callable[[float], Awaitable[M]]) -> M:
+        """Run `attempt` until it succeeds, fails for good, runs out of attempts or passes the per-call deadline."""
+        s = self._settings
+        deadline = anyio.current_time() + s.deadline_seconds
+        tries = 0
+        last: APIError | None = None
+
+        def backoff(exc: Exception) -> bool | float:
+            # stamina's predicate: False gives up, True waits the jittered exponential backoff, a float waits that.
+            nonlocal last
+            if not isinstance(exc, APIError) or not exc.retryable:
+                return False
+            last = exc
+            remaining = deadline - anyio.current_time()
+            if exc.retry_after is not None:
+                if exc.retry_after > min(s.retry_max_wait_seconds, remaining):
+                    return False  # the API asks for a longer wait than we may spend: say so now
+                log.info("retrying %s in %.2f s (Retry-After) after: %s", path, exc.retry_after, exc)
+                return max(exc.retry_after, s.retry_backoff_seconds)
+            if min(s.retry_max_wait_seconds, s.retry_backoff_seconds * 2 ** (tries - 1)) >= remaining:
+                return False  # even the shortest backoff would overrun the deadline
+            log.info("retrying %s after: %s", path, exc)
+            return True
+
+        with anyio.move_on_after(s.deadline_seconds) as scope:
+            try:
+                async for retry in stamina.retry_context(
+                    on=backoff,
+                    attempts=s.retry_attempts,
+                    timeout=None,  # the deadline scope bounds waits and requests alike
+                    wait_initial=s.retry_backoff_seconds,
+                    wait_max=s.retry_max_wait_seconds,
+                    wait_jitter=s.retry_backoff_seconds,
+                ):
+                    with retry:
+                        tries += 1
+                        return await attempt(deadline)
+            except APIError as exc:
+                if not exc.retryable:
+                    raise
+                raise _unavailable(exc, tries) from None
+        assert scope.cancelled_caught
+        cause = last or UpstreamTimeout(f"no usable answer within the {s.deadline_seconds:g} s deadline")
+        raise _unavailable(cause, tries)
+
+    async def _attempt(self, path: str, token: str, model: type[M], deadline: float) -> M:
         async with self._slots:
-            status, headers, body = await self._fetch(f"campaigns/{campaign_id.lower()}/{endpoint}", token)
-        return _parse(status, headers, body, model)
+            # The whole exchange, body included, is bounded: a body dripped byte by byte never resets a read timeout.
+            limit = max(0.0, min(self._settings.timeout_seconds, deadline - anyio.current_time()))
+            answer = None
+            with anyio.move_on_after(limit):
+                answer = await self._fetch(path, token)
+        if answer is None:
+            raise UpstreamTimeout(f"no complete answer within {_seconds(limit)} s")
+        return _parse(*answer, model)
 
     async def _fetch(self, path: str, token: str) -> tuple[int, httpx2.Headers, bytes]:
         request = self._http.build_request("GET", path, headers={"Authorization": f"Bearer {token}"})
@@ -94,9 +163,13 @@ class CampaignClient:
                 await response.aclose()
         except httpx2.TimeoutException as exc:
             raise UpstreamTimeout(f"no answer within {self._settings.timeout_seconds:g} s") from exc
-        except httpx2.TransportError as exc:
+        except httpx2.ConnectError as exc:
             # Transport exceptions name the URL, never the headers, so chaining them leaks no token.
-            raise ConnectionFailed(f"could not reach {request.url.host} ({type(exc).__name__})") from exc
+            host, kind = request.url.host, type(exc).__name__
+            raise ConnectionFailed(f"{host} refused or could not be reached ({kind})") from exc
+        except httpx2.TransportError as exc:
+            host, kind = request.url.host, type(exc).__name__
+            raise ConnectionFailed(f"{host} dropped the connection mid-answer ({kind})") from exc
         return response.status_code, response.headers, body
 
 
@@ -122,20 +195,35 @@ def _parse(status: int, headers: httpx2.Headers, body: bytes, model: type[M]) ->
     if not 200 <= status < 300:
         raise error_from_response(status, data, retry_after=retry_after_seconds(headers.get("retry-after")))
     if data is None:
-        kind = headers.get("content-type", "no content type").split(";")[0]
+        kind = headers.get("content-type", "no content type").split(";")[0].strip()
+        kind = kind if _SAFE_NAME.fullmatch(kind) else "an unusual content type"  # header text is the API's
         raise BadResponse(f"HTTP {status} with a body that is not JSON ({kind}, {len(body)} bytes)", status=status)
+    if isinstance(data, dict) and data.get("success") is False:  # pyright: ignore[reportUnknownMemberType]
+        err = error_from_response(status, data)
+        raise BadResponse(f"HTTP {status} with success: false", status=status, code=err.code, detail=err.detail)
     if not isinstance(data, dict) or "data" not in data:
         raise BadResponse(f"HTTP {status} JSON without the expected {{success, data}} envelope", status=status)
     envelope: dict[str, Any] = data  # pyright: ignore[reportUnknownVariableType]
-    if envelope.get("success") is False:
-        err = error_from_response(status, envelope)
-        raise BadResponse(f"HTTP {status} with success: false", status=status, code=err.code, detail=err.detail)
     try:
         return model.model_validate(envelope["data"])
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "data"
+        # Locations can hold the API's own dict keys and messages can echo its values: keep only safe names.
+        where = ".".join(str(p) if _SAFE_NAME.fullmatch(str(p)) else "…" for p in first["loc"]) or "data"
         raise BadResponse(f"HTTP {status} JSON of the wrong shape ({where}: {first['msg']})", status=status) from None
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.+/ -]{1,60}")
+_TOKEN_CHARS = re.compile(r"[!-~]+")  # visible ASCII: what a bearer token may hold
+
+
+def _unavailable(cause: APIError, tries: int) -> Unavailable:
+    wait = math.ceil(cause.retry_after) if cause.retry_after else SUGGESTED_RETRY_SECONDS
+    return Unavailable(cause, attempts=tries, retry_after=float(wait))
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
 
 
 def _json_or_none(body: bytes) -> Any:

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     timeout_seconds: float = Field(default=10.0, gt=0, le=300, description="Timeout for one upstream request.")
     deadline_seconds: float = Field(default=20.0, gt=0, le=600, description="Overall limit for one tool call.")
     max_concurrency: int = Field(default=16, ge=1, le=256, description="Upstream requests in flight at once.")
+    retry_attempts: int = Field(default=4, ge=1, le=20, description="Most requests one call makes on temporary errors.")
+    retry_backoff_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="First wait before a retry; doubles each time, plus up to as much jitter."
+    )
+    retry_max_wait_seconds: float = Field(
+        default=8.0, gt=0, le=600, description="Longest single wait, including a Retry-After the API asks for."
+    )
     mcp_access_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         default=(), description="Keys that callers of the HTTP transport must present."
     )

@@ -4,11 +4,13 @@ The hierarchy::
 
     ExperitureError
     ├── NotConfigured            no API token is configured
+    │   └── UnusableToken        the token holds characters an HTTP header cannot carry
     ├── InvalidCampaignId        refused before any request: not a UUID
     └── APIError                 the request was made and did not give a usable answer
         ├── TransportError       no HTTP answer at all
         │   ├── UpstreamTimeout
         │   └── ConnectionFailed
+        ├── Unavailable          retries on a temporary error ran out (attempts or the per-call deadline)
         ├── BadResponse          an answer that is not the JSON the reference describes
         └── HTTPStatusError      a non-2xx status
             ├── Unauthorized             401
@@ -23,6 +25,7 @@ The hierarchy::
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 __all__ = [
@@ -42,12 +45,15 @@ __all__ = [
     "StatusInconsistent",
     "TransportError",
     "Unauthorized",
+    "Unavailable",
     "UnsupportedCampaignType",
+    "UnusableToken",
     "UpstreamTimeout",
     "error_from_response",
 ]
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+_SAFE_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 class ExperitureError(Exception):
@@ -59,6 +65,13 @@ class NotConfigured(ExperitureError):
 
     def __init__(self) -> None:
         super().__init__("no Experiture API token is configured")
+
+
+class UnusableToken(NotConfigured):
+    """The token holds spaces, line breaks or non-ASCII characters, so no request was made."""
+
+    def __init__(self) -> None:
+        ExperitureError.__init__(self, "the Experiture API token holds characters an HTTP header cannot carry")
 
 
 class InvalidCampaignId(ExperitureError, ValueError):
@@ -102,6 +115,23 @@ class UpstreamTimeout(TransportError):
 
 class ConnectionFailed(TransportError):
     """The API could not be reached (refused, DNS, TLS, reset)."""
+
+
+class Unavailable(APIError):
+    """Every attempt failed with a temporary error, or the per-call deadline passed; `cause` is the last one."""
+
+    retryable = True
+
+    def __init__(self, cause: APIError, *, attempts: int, retry_after: float) -> None:
+        super().__init__(
+            f"{cause} ({attempts} attempt{'s' if attempts != 1 else ''})",
+            status=cause.status,
+            code=cause.code,
+            detail=cause.detail,
+            retry_after=retry_after,
+        )
+        self.cause = cause
+        self.attempts = attempts
 
 
 class BadResponse(APIError):
@@ -171,7 +201,8 @@ def error_from_response(status: int, body: Any, retry_after: float | None = None
     else:
         cls = ClientError
     return cls(
-        f"Experiture API answered HTTP {status}" + (f" {code}" if code else ""),
+        # Only an identifier-like code goes into the message: error texts must never carry the API's free text.
+        f"Experiture API answered HTTP {status}" + (f" {code}" if code and _SAFE_CODE.fullmatch(code) else ""),
         status=status,
         code=code,
         detail=detail,

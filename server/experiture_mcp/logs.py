@@ -7,6 +7,7 @@ import re
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, TextIO
 
 __all__ = ["REDACTED", "RedactingFilter", "configure_logging", "redact", "register_secret"]
@@ -27,6 +28,7 @@ _SHAPES = re.compile(
 def register_secret(secret: str | None) -> None:
     """Remember a secret so that every later log line and error text has it replaced."""
     global _pattern
+    secret = secret.strip() if secret else secret  # a pasted line break is stripped before the token is sent
     if not secret or len(secret) < 4:
         return
     with _lock:
@@ -64,8 +66,31 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def _redacting_record_factory(base: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    # Records are redacted as they are made, so handlers we do not own (the SDK's, uvicorn's) get clean text too.
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        try:
+            message = record.getMessage()
+            trace = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
+        except Exception:
+            return record  # a malformed call: the handler reports it, as logging always does
+        if redact(message) != message:
+            record.msg, record.args = redact(message), None  # args are left alone otherwise: formatters use them
+        if trace and redact(trace) != trace:
+            record.msg, record.args = f"{record.msg}\n{redact(trace)}", None
+            record.exc_info, record.exc_text = None, None
+        return record
+
+    setattr(make, "_experiture", True)  # noqa: B010 - marks our factory so a second call wraps none
+    return make
+
+
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Send every log record to stderr (stdout is the protocol wire), redacted, with quiet HTTP libraries."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "_experiture", False):
+        logging.setLogRecordFactory(_redacting_record_factory(factory))
     root = logging.getLogger()
     for handler in root.handlers:
         if getattr(handler, "_experiture", False):
@@ -79,6 +104,8 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     # httpx2 logs each request at INFO; the URL carries no secret, but one line per call is noise.
     for name in ("httpx2", "httpcore2", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # stamina logs every scheduled retry at WARNING with no detail in the message; client.py logs them at INFO.
+    logging.getLogger("stamina").setLevel(logging.ERROR)
 
 
 def redact_any(value: Any) -> Any:

@@ -21,7 +21,9 @@ from experiture_mcp.errors import (
     ServerError,
     StatusInconsistent,
     Unauthorized,
+    Unavailable,
     UnsupportedCampaignType,
+    UnusableToken,
     UpstreamTimeout,
 )
 from experiture_mcp.models import (
@@ -70,9 +72,9 @@ REACH_STATUSES = {
     "failed": "evaluation failed; the count is from the prior successful run, if any",
 }
 TIMEZONE_SOURCES = {
-    "request": "caller-supplied",
-    "tenant_default": "tenant default",
-    "utc_fallback": "no time zone configured, UTC used",
+    "request": "set for this campaign",
+    "tenant_default": "the account's default",
+    "utc_fallback": "none configured, so UTC is used",
 }
 FLOW = ("scheduled", "hydrated", "composed", "injected")  # then injected splits into sent and failed
 HIGH_FAILURE_RATE = 0.05
@@ -85,13 +87,18 @@ def quote(text: str | None, limit: int = 120) -> str:
     """Untrusted API text as one quoted line: controls, invisible and bidi characters dropped, long text cut."""
     if text is None:
         return "(none)"
+    return '"' + _one_line(text, limit).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _one_line(text: str, limit: int) -> str:
+    # Line breaks of every kind become spaces, so no text can start a line of its own (a heading, "Warnings:").
     kept = "".join(
         " " if ch.isspace() else ch for ch in text if ch.isspace() or unicodedata.category(ch) not in _HIDDEN
     )
     kept = _INVISIBLE.sub(" ", kept).strip()
     if len(kept) > limit:
         kept = kept[: limit - 1].rstrip() + "…"
-    return '"' + kept.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return kept
 
 
 def _plain(value: str | None) -> str:
@@ -122,7 +129,7 @@ def _span(delta: timedelta) -> str:
     hours = minutes // 60
     if hours < 48:
         return f"{hours}h{minutes % 60:02d}m"
-    return f"{hours // 24} days"
+    return f"{round(seconds / 86400)} days"  # rounded: a run from 9d23h to 10d ago must not read as two days
 
 
 def _relative(moment: datetime, now: datetime) -> str:
@@ -173,7 +180,8 @@ def _date(day: date, today: date) -> str:
     return f"{day.isoformat()} ({day.strftime('%A')}, {when})"
 
 
-def _pipeline(counts: Counts, running: bool) -> list[str]:
+def _pipeline(counts: Counts, running: bool | None) -> list[str]:
+    """Stage counts with drop-offs, outcome and rates; `running` None when the run state is unknown (metrics)."""
     parts = [f"scheduled {_n(counts.scheduled)}"]
     for before, stage in itertools.pairwise(FLOW):
         value, previous = getattr(counts, stage), getattr(counts, before)
@@ -189,9 +197,15 @@ def _pipeline(counts: Counts, running: bool) -> list[str]:
     if counts.scheduled == 0 and resolved == 0:
         return lines
     rate = f"failure rate {_pct(counts.failed, resolved)} ({_n(counts.failed)} of {_n(resolved)} sent or failed)"
-    lines.append(f"Sent {_pct(counts.sent, counts.scheduled)} of scheduled; {rate}")
+    unsent = max(0, counts.scheduled - counts.sent)
+    lines.append(
+        f"Sent {_n(counts.sent)} of {_n(counts.scheduled)} scheduled ({_pct(counts.sent, counts.scheduled)}; "
+        f"{_n(unsent)} not sent{' yet' if running else ''}); {rate}"
+    )
     if running:
         lines.append("The run is in progress: gaps between stages are messages not processed yet, not losses.")
+    elif running is None and unsent > counts.failed:
+        lines.append("If the run is still in progress (see get_status), gaps between stages are not losses yet.")
     return lines
 
 
@@ -235,7 +249,8 @@ def _members(members: list[AudienceMember]) -> str:
     if not members:
         return "none"
     shown = [
-        f"{_plain(m.type) if m.type else 'item'} {quote(m.name, 80) if m.name is not None else '(unnamed)'} {m.id}"
+        f"{_plain(m.type) if m.type else 'item'} {quote(m.name, 80) if m.name is not None else '(unnamed)'}"
+        f" {_plain(m.id)}"
         f" ({'members n/a' if m.member_count is None else _n(m.member_count) + ' members'})"
         for m in members[:20]
     ]
@@ -244,7 +259,7 @@ def _members(members: list[AudienceMember]) -> str:
 
 
 def _header(name: str | None, campaign_id: str) -> str:
-    return f"Campaign {quote(name) if name is not None else '(unnamed)'} ({campaign_id})"
+    return f"Campaign {quote(name) if name is not None else '(unnamed)'} ({_plain(campaign_id)})"
 
 
 def _warnings(lines: list[str], warnings: list[str]) -> str:
@@ -258,7 +273,7 @@ def render_summary(s: CampaignSummary, now: datetime) -> str:
     """Text for get_summary."""
     zone = s.schedule.timezone if s.schedule else None
     head = f"{_header(s.name, s.campaign_id)} · type {_plain(s.campaign_type)} · channel {_plain(s.channel)}"
-    lines = [head + f" · authoring {_plain(s.authoring_status)}"]
+    lines = [head + f" · authoring status {_plain(s.authoring_status)}"]
     times = [
         f"{label} {describe_time(t, zone, now)}"
         for label, t in (("Created", s.created_at), ("updated", s.updated_at))
@@ -281,15 +296,17 @@ def render_summary(s: CampaignSummary, now: datetime) -> str:
         lines.append(_preflight(s, warnings))
     if s.latest_execution is not None:
         ex = s.latest_execution
-        last = describe_time(ex.last_execution_at, zone, now) if ex.last_execution_at else "never"
-        lines.append(f"Latest execution: {_meaning(ex.status, EXECUTION_STATES)}; last executed {last}")
+        started = ex.last_execution_at
+        last = f"last run started {describe_time(started, zone, now)}" if started else "never run"
+        lines.append(f"Latest execution: {_meaning(ex.status, EXECUTION_STATES)}; {last}")
         if ex.counts is not None:
             lines += _pipeline(ex.counts, ex.status == "running")
         else:
             lines.append("Counts: none (no execution has produced counts yet)")
-        warnings += _state_warnings(ex.status, ex.counts)
+        due = s.schedule.send_at if isinstance(s.schedule, DigitalSendSchedule) else None
+        warnings += _state_warnings(ex.status, ex.counts, due, now)
     if s.links:
-        lines.append("Links: " + ", ".join(f"{k} {_plain(v)}" for k, v in s.links.items()))
+        lines.append("Links: " + ", ".join(f"{_plain(k)} {_plain(v)}" for k, v in s.links.items()))
     return _warnings(lines, warnings)
 
 
@@ -311,7 +328,7 @@ def _summary_schedule(s: CampaignSummary, now: datetime, warnings: list[str]) ->
             else ("no batch date set")
         )
         source = sched.timezone_source
-        source_text = f", {TIMEZONE_SOURCES.get(source, _plain(source))}" if source else ""
+        source_text = f" ({TIMEZONE_SOURCES.get(source, _plain(source))})" if source else ""
         text += f"; mail batch on {when}, time zone {_plain(sched.timezone)}{source_text}"
         if source == "utc_fallback":
             warnings.append("No time zone is configured for this campaign: its dates fall back to UTC.")
@@ -329,7 +346,7 @@ def _content(s: CampaignSummary, warnings: list[str]) -> str:
         warnings.append("No content template is bound to this campaign.")
     else:
         name = quote(t.name, 80) if t.name is not None else "(unnamed)"
-        text = f"Template {name} {t.id}: status {_plain(t.status)}, channel {_plain(t.channel)}"
+        text = f"Template {name} {_plain(t.id)}: status {_plain(t.status)}, channel {_plain(t.channel)}"
         if t.status is not None and t.status != "published":
             warnings.append(f"The template is {_plain(t.status)}, not published.")
     return text + f" · proof status {_plain(s.content.proof_status)}"
@@ -351,12 +368,15 @@ def _preflight(s: CampaignSummary, warnings: list[str]) -> str:
     return f"Preflight: {_plain(p.status)} — {shown}"
 
 
-def _state_warnings(state: str, counts: Counts | None) -> list[str]:
+def _state_warnings(state: str, counts: Counts | None, due: datetime | None, now: datetime) -> list[str]:
     warnings = _failure_warning(counts)
     if state == "pending_or_overdue":
-        warnings.append("The send is overdue: its time has passed but no execution started.")
+        late = f" by {_span(now - due)}" if due is not None and due < now else ""
+        warnings.append(f"The send is overdue{late}: its time has passed but no execution has started.")
     elif state == "failed":
-        warnings.append("The latest execution failed.")
+        warnings.append(
+            "The latest execution failed: the preflight checks (get_summary) may show why; tell the campaign owner."
+        )
     elif state in ("not_scheduled", "scheduled") and counts is None:
         warnings.append("No execution has run yet, so there are no delivery counts.")
     return warnings
@@ -367,12 +387,12 @@ def render_status(s: CampaignStatus, now: datetime) -> str:
     ex = s.execution
     zone = s.schedule.timezone if s.schedule else None
     lines = [
-        f"{_header(s.name, s.campaign_id)} · authoring {_plain(s.authoring_status)}",
+        f"{_header(s.name, s.campaign_id)} · authoring status {_plain(s.authoring_status)}",
         f"State: {_meaning(ex.state, EXECUTION_STATES)}",
     ]
     ids = [
-        f"channel {_plain(ex.channel)}" if ex.channel else None,
-        f"touchpoint {ex.touchpoint_id}" if ex.touchpoint_id is not None else None,
+        f"Channel {_plain(ex.channel)}" if ex.channel else None,
+        f"touchpoint {_plain(str(ex.touchpoint_id))}" if ex.touchpoint_id is not None else None,
         f"manifest {_plain(ex.manifest_id)}" if ex.manifest_id else None,
     ]
     if any(ids):
@@ -383,13 +403,17 @@ def render_status(s: CampaignStatus, now: datetime) -> str:
         sc = s.schedule
         active = "active" if sc.active else "inactive" if sc.active is False else "activity unknown"
         send = f"send at {describe_time(sc.send_at, zone, now)}" if sc.send_at else "no send time"
-        lines.append(f"Schedule {_plain(sc.schedule_id)}: {active}; {send}")
+        schedule_id = f"; schedule id {_plain(sc.schedule_id)}" if sc.schedule_id else ""
+        lines.append(f"Schedule: {active}; {send}{schedule_id}")
     run = ex.last_execution
-    warnings = _state_warnings(ex.state, run.counts if run else None)
+    due = s.schedule.send_at if s.schedule else None
+    warnings = _state_warnings(ex.state, run.counts if run else None, due, now)
     if run is None:
         lines.append("Latest run: none")
     else:
-        lines.append(f"Latest run {_plain(run.execution_id)}: {_plain(run.status)}")
+        lines.append(
+            f"Latest run: {_plain(run.status)}" + (f"; run id {_plain(run.execution_id)}" if run.execution_id else "")
+        )
         if run.started_at is not None:
             lines.append(f"- started {describe_time(run.started_at, zone, now)}")
         if run.completed_at is not None:
@@ -402,16 +426,16 @@ def render_status(s: CampaignStatus, now: datetime) -> str:
             lines += _pipeline(run.counts, ex.state == "running")
         else:
             lines.append("Counts: none reported for this run")
-    if ex.state == "pending_or_overdue" and s.schedule and s.schedule.send_at:
-        warnings[-1] = f"The send is overdue by {_span(now - s.schedule.send_at)}: no execution has started."
     return _warnings(lines, warnings)
 
 
 def render_metrics(m: CampaignMetrics) -> str:
     """Text for get_metrics."""
     c = m.counts
-    lines = [f"Metrics of campaign {m.campaign_id}, latest execution (counts only; get_status gives state and times)"]
-    lines += _pipeline(c, running=False)
+    lines = [
+        f"Metrics of campaign {_plain(m.campaign_id)}, latest execution (counts only; get_status gives state and times)"
+    ]
+    lines += _pipeline(c, running=None)
     if not any((c.scheduled, c.hydrated, c.composed, c.injected, c.sent, c.failed)):
         lines.append("All counts are 0: the campaign has no execution yet, or its latest run processed nothing.")
     return _warnings(lines, _failure_warning(c))
@@ -443,6 +467,13 @@ def render_error(
 def _explain(tool: str, error: ExperitureError, over_http: bool) -> tuple[str, str]:  # noqa: C901 - one per kind
     scope = SCOPES.get(tool, "campaigns:read")
     match error:
+        case UnusableToken():
+            return (
+                "the Experiture API token holds spaces, line breaks or non-ASCII characters, so it cannot be sent. "
+                "No request was made.",
+                "Retrying will not help. Ask the user to set the token exactly as Experiture shows it (check for a "
+                "pasted line break or quote marks).",
+            )
         case NotConfigured() if over_http:
             return (
                 "no Experiture API token: the request has no X-Experiture-Token header and the server has no "
@@ -512,21 +543,23 @@ def _explain(tool: str, error: ExperitureError, over_http: bool) -> tuple[str, s
             )
         case UpstreamTimeout():
             return (
-                f"the Experiture API did not answer in time ({error}).",
+                f"the Experiture API did not answer in time ({_one_line(str(error), 200)}).",
                 "Usually temporary: retry shortly. If it keeps happening, check the network and "
                 "EXPERITURE_BASE_URL, or raise EXPERITURE_TIMEOUT_SECONDS.",
             )
         case ConnectionFailed():
             return (
-                f"the Experiture API could not be reached ({error}).",
+                f"the connection to the Experiture API failed ({_one_line(str(error), 200)}).",
                 "Retry shortly. If it persists, check the network connection and EXPERITURE_BASE_URL.",
             )
         case BadResponse():
             return (
-                f"the Experiture API gave an answer this server cannot read: {error}.",
+                f"the Experiture API gave an answer this server cannot read: {_one_line(str(error), 200)}.",
                 "Retry once; if it persists, the API may have changed or a proxy is answering instead of "
                 "Experiture: check EXPERITURE_BASE_URL and tell the user.",
             )
+        case Unavailable():
+            return _explain_unavailable(error)
         case APIError() if error.status is not None and 300 <= error.status < 400:
             return (
                 "the Experiture API answered with a redirect, which this server never follows "
@@ -539,7 +572,30 @@ def _explain(tool: str, error: ExperitureError, over_http: bool) -> tuple[str, s
                 "Retrying the same call will not help; tell the user the API's message.",
             )
         case _:
-            return (str(error), "Tell the user what happened.")
+            return (_one_line(str(error), 200), "Tell the user what happened.")
+
+
+def _explain_unavailable(error: Unavailable) -> tuple[str, str]:
+    cause = error.cause
+    tries = f"gave up after {error.attempts} attempt{'s' if error.attempts != 1 else ''}"
+    retry = f"Retry in {error.retry_after:g} s"
+    match cause:
+        case RateLimited():
+            reason, todo = "it is rate-limiting requests", f"{retry}; avoid calling tools for many campaigns at once."
+        case UpstreamTimeout():
+            reason = f"it did not answer in time ({_one_line(str(cause), 200)})"
+            todo = (
+                f"{retry}. If it keeps happening, check the network and EXPERITURE_BASE_URL, "
+                "or raise EXPERITURE_DEADLINE_SECONDS."
+            )
+        case ConnectionFailed():
+            reason = f"the connection failed ({_one_line(str(cause), 200)})"
+            todo = f"{retry}. If it persists, check the network connection and EXPERITURE_BASE_URL."
+        case _:
+            reason = "it answered with a temporary server error"
+            todo = f"{retry}. If it keeps failing, Experiture may be having an outage; tell the user."
+    return f"the Experiture API is temporarily unavailable: {reason}; {tries}.", todo
+
 
 ATTENTION_LABELS = {
     "failed": "failed",
