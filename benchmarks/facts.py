@@ -27,11 +27,13 @@ class FactCheck:
 
     checked: int = 0
     missing: list[str] = field(default_factory=list[str])
+    cut: list[str] = field(default_factory=list[str])  # long text shown shortened with "…", on purpose
     skipped: int = 0  # nulls and empty lists: absences, phrased freely ("never", "none", "n/a")
+    fact_bytes: int = 0  # the shortest form of every checked leaf: what any text keeping them all must carry
 
     @property
     def kept(self) -> int:
-        return self.checked - len(self.missing)
+        return self.checked - len(self.missing) - len(self.cut)
 
 
 def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
@@ -74,6 +76,24 @@ def _word(path: str) -> str:
     return " ".join(w for w in words if w not in ("is", "has"))
 
 
+def _shortest(path: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return _word(path) if value else "not " + _word(path)
+    if isinstance(value, int | float):
+        return min(_number_forms(value), key=len)
+    if _ISO_TIME.match(value):
+        return min(_time_forms(value), key=len)
+    return _display(value)
+
+
+def _cut_in(text: str, value: Any) -> bool:
+    # A long name shown as its first part and "…": the rest is deliberately dropped.
+    if not isinstance(value, str) or len(value) < 40:
+        return False
+    shown = _display(value)
+    return any(shown[:n].rstrip() + "…" in text for n in range(20, len(shown)))
+
+
 def _found(text: str, path: str, value: Any) -> bool:
     if isinstance(value, bool):
         word = re.escape(_word(path))
@@ -102,6 +122,11 @@ def check_facts(body: Any, text: str) -> FactCheck:
             result.skipped += 1
             continue
         result.checked += 1
-        if not _found(text, path, value):
+        result.fact_bytes += len(_shortest(path, value).encode())
+        if _found(text, path, value):
+            continue
+        if _cut_in(text, value):
+            result.cut.append(f"{path}={value!r}")
+        else:
             result.missing.append(f"{path}={value!r}")
     return result
