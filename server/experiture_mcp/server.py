@@ -33,7 +33,7 @@ from experiture_mcp.client import CampaignClient
 from experiture_mcp.config import Settings
 from experiture_mcp.doctor import register_access
 from experiture_mcp.errors import CampaignNotFound, ExperitureError, InvalidCampaignId
-from experiture_mcp.logs import redact, register_secret
+from experiture_mcp.logs import redact, redact_any, register_secret
 from experiture_mcp.models import UUID_PATTERN, CampaignMetrics, CampaignStatus, CampaignSummary, dump, is_campaign_id
 from experiture_mcp.overview import register_overview
 from experiture_mcp.prompts import register_prompts
@@ -159,7 +159,8 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             )
         state.recent.add(token, campaign_id)
         return CallToolResult(
-            content=[TextContent(type="text", text=redact(text(model, state.clock())))], structured_content=dump(model)
+            content=[TextContent(type="text", text=redact(text(model, state.clock())))],
+            structured_content=redact_any(dump(model)),
         )
 
     @mcp.tool(title="Campaign setup summary", annotations=READ_ONLY)
@@ -203,12 +204,13 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         try:
             model = await fetch(state.client, campaign_id, token)
         except (InvalidCampaignId, CampaignNotFound) as exc:
-            raise ResourceNotFoundError(render_error(f"resource {uri}", campaign_id, exc)) from None
+            raise ResourceNotFoundError(redact(render_error(f"resource {uri}", campaign_id, exc))) from None
         except ExperitureError as exc:
             over_http = ctx.headers is not None
-            raise ResourceError(render_error(f"resource {uri}", campaign_id, exc, over_http=over_http)) from None
+            text = render_error(f"resource {uri}", campaign_id, exc, over_http=over_http)
+            raise ResourceError(redact(text)) from None
         state.recent.add(token, campaign_id)
-        return json.dumps(dump(model), indent=2, ensure_ascii=False)
+        return redact(json.dumps(dump(model), indent=2, ensure_ascii=False))
 
     @mcp.resource(
         "experiture://campaigns/{campaign_id}/summary",

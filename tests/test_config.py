@@ -1,0 +1,109 @@
+"""Settings: flags over environment over defaults, unset bundle placeholders, and the base URL rules."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from experiture_mcp.config import DEFAULT_BASE_URL, Settings
+
+
+def test_defaults_point_at_the_public_api_with_a_ten_second_timeout() -> None:
+    settings = Settings()
+
+    assert settings.base_url == DEFAULT_BASE_URL
+    assert settings.timeout_seconds == 10.0
+    assert settings.token is None
+    assert settings.demo is False
+
+
+def test_the_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPERITURE_API_TOKEN", "from-env")
+    monkeypatch.setenv("EXPERITURE_BASE_URL", "https://eu.api.experiture.ai/public/v1/")
+    monkeypatch.setenv("EXPERITURE_TIMEOUT_SECONDS", "2.5")
+
+    settings = Settings()
+
+    assert settings.token == "from-env"
+    assert settings.base_url == "https://eu.api.experiture.ai/public/v1"
+    assert settings.timeout_seconds == 2.5
+
+
+def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPERITURE_BASE_URL", "https://eu.api.experiture.ai/public/v1")
+    monkeypatch.setenv("EXPERITURE_TIMEOUT_SECONDS", "2.5")
+
+    settings = Settings(base_url="http://127.0.0.1:9000/public/v1", timeout_seconds=4)
+
+    assert settings.base_url == "http://127.0.0.1:9000/public/v1"
+    assert settings.timeout_seconds == 4.0
+
+
+@pytest.mark.parametrize("value", ["${user_config.api_token}", "${user_config.base_url}", "", "   "])
+def test_an_unfilled_bundle_placeholder_or_blank_value_means_unset(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    for name in ("API_TOKEN", "BASE_URL", "TIMEOUT_SECONDS"):
+        monkeypatch.setenv(f"EXPERITURE_{name}", value)
+
+    settings = Settings()
+
+    assert settings.token is None
+    assert settings.base_url == DEFAULT_BASE_URL
+    assert settings.timeout_seconds == 10.0
+
+
+def test_the_token_is_kept_secret_in_reprs() -> None:
+    settings = Settings(api_token=SecretStr("tok-SECRET-abc123"))
+
+    assert "tok-SECRET-abc123" not in repr(settings)
+    assert "tok-SECRET-abc123" not in str(settings.model_dump())
+    assert settings.token == "tok-SECRET-abc123"
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://api.experiture.ai/public/v1/", "https://api.experiture.ai/public/v1"),
+        ("  https://api.experiture.ai/public/v1  ", "https://api.experiture.ai/public/v1"),
+        ("http://127.0.0.1:8080/public/v1", "http://127.0.0.1:8080/public/v1"),
+        ("http://localhost:8080", "http://localhost:8080"),
+        ("http://[::1]:8080/v1", "http://[::1]:8080/v1"),
+        ("http://127.5.6.7/v1", "http://127.5.6.7/v1"),
+    ],
+)
+def test_https_and_plain_http_to_loopback_are_accepted(url: str, kept: str) -> None:
+    assert Settings(base_url=url).base_url == kept
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://api.experiture.ai/public/v1", "uses plain http://, which would send the API token unencrypted"),
+        ("http://10.0.0.5/public/v1", "use https://"),
+        ("http://localhost.evil.example/v1", "uses plain http://"),
+        ("ftp://api.experiture.ai/public/v1", "must be an https:// URL"),
+        ("api.experiture.ai/public/v1", "must be an https:// URL"),
+        ("https://user:pw@api.experiture.ai/public/v1", "must not carry credentials, a query or a fragment"),
+        ("https://api.experiture.ai/public/v1?tenant=1", "must not carry credentials, a query or a fragment"),
+    ],
+)
+def test_other_base_urls_are_refused_with_a_fix(url: str, message: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Settings(base_url=url)
+
+    assert message in str(raised.value)
+    assert "EXPERITURE_BASE_URL" in str(raised.value)
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "301", "soon"])
+def test_a_timeout_outside_0_to_300_seconds_is_refused(monkeypatch: pytest.MonkeyPatch, seconds: str) -> None:
+    monkeypatch.setenv("EXPERITURE_TIMEOUT_SECONDS", seconds)
+
+    with pytest.raises(ValidationError, match="timeout_seconds"):
+        Settings()
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+
+    with pytest.raises(ValidationError):
+        settings.timeout_seconds = 1  # type: ignore[misc]
