@@ -1,4 +1,4 @@
-.PHONY: help install format lint typecheck test check demo
+.PHONY: help install format lint typecheck test check demo bench
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 install:  ## create .venv from uv.lock
@@ -16,3 +16,5 @@ test:  ## the test suite
 check: lint typecheck test  ## everything CI runs
 demo:  ## serve the demo over stdio
 	uv run --frozen experiture-mcp --demo
+bench:  ## ours next to the SDK floor (about 3 minutes); writes benchmarks/RESULTS.md
+	uv run --frozen python -m benchmarks.run
