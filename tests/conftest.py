@@ -17,6 +17,7 @@ from mcp import Client
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from _scripted_api import ScriptedAPI
 from experiture_mcp.config import Settings
 from experiture_mcp.sandbox import DEMO_TOKEN, create_app
 from experiture_mcp.server import build_server
@@ -89,6 +90,23 @@ def demo_api() -> Iterator[str]:
     """Base URL of the demo API served on loopback with the frozen clock."""
     with ServedApp(create_app(clock=frozen_clock)) as served:
         yield served.url + "/public/v1"
+
+
+@pytest.fixture(scope="module")
+def scripted_server() -> Iterator[tuple[ScriptedAPI, str]]:
+    """A ScriptedAPI served on loopback for the module, and its base URL."""
+    api = ScriptedAPI()
+    with ServedApp(api.app) as served:
+        yield api, served.url + "/v1"
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield int(listener.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)

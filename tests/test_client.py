@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from _scripted_api import ScriptedAPI, ok
-from conftest import NOW, ServedApp
+from conftest import NOW
 from experiture_mcp import __version__
 from experiture_mcp.client import MAX_BODY_BYTES, CampaignClient, retry_after_seconds
 from experiture_mcp.config import Settings
@@ -34,13 +34,6 @@ from experiture_mcp.sandbox import ANALYTICS_ONLY_TOKEN, CAMPAIGNS_ONLY_TOKEN, D
 
 CID = "11111111-2222-4333-8444-555555555555"
 TOKEN = "tok-client-test"
-
-
-@pytest.fixture(scope="module")
-def scripted_server() -> Iterator[tuple[ScriptedAPI, str]]:
-    api = ScriptedAPI()
-    with ServedApp(api.app) as served:
-        yield api, served.url + "/v1"
 
 
 @pytest.fixture
@@ -266,6 +259,22 @@ async def test_a_429_keeps_the_retry_after_the_api_asked_for(api: ScriptedAPI, s
     cause = underlying(raised.value)
     assert isinstance(cause, RateLimited)
     assert (cause.status, cause.retry_after, cause.code) == (429, 7.0, "RATE")
+    assert raised.value.retryable
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [502, 503, 504])
+async def test_a_temporary_server_error_is_reported_as_unavailable(
+    api: ScriptedAPI, scripted: Settings, status: int
+) -> None:
+    api.script(CID, lambda: HTMLResponse("<h1>Bad gateway</h1>", status))
+
+    async with CampaignClient(scripted) as client:
+        with pytest.raises(Unavailable) as raised:
+            await client.get_status(CID)
+
+    assert isinstance(raised.value.cause, ServerError)
+    assert (raised.value.status, raised.value.attempts) == (status, 1)
     assert raised.value.retryable
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -84,22 +83,6 @@ def logs() -> Iterator[Capture]:
 def accepting_api() -> Iterator[str]:
     with ServedApp(accepting_secret(create_app(clock=frozen_clock))) as served:
         yield served.url + "/public/v1"
-
-
-@pytest.fixture(scope="module")
-def scripted_server() -> Iterator[tuple[ScriptedAPI, str]]:
-    api = ScriptedAPI()
-    with ServedApp(api.app) as served:
-        yield api, served.url + "/v1"
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A loopback port that accepts connections and never answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield int(listener.getsockname()[1])
 
 
 def secret_settings(base_url: str, **more: float) -> Settings:

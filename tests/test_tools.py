@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -41,15 +39,6 @@ def text_of(result: CallToolResult) -> str:
 
 async def call(client: Client, tool: str, campaign_id: str) -> CallToolResult:
     return await client.call_tool(tool, {"campaign_id": campaign_id})
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A loopback port that accepts connections and never answers."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        yield int(listener.getsockname()[1])
 
 
 @pytest.mark.anyio
