@@ -46,6 +46,18 @@ def limited(settings: Settings, token: str) -> Settings:
     return settings.model_copy(update={"api_token": SecretStr(token)})
 
 
+async def every_demo_campaign_with(
+    settings: Settings, era: str, token: str, snapshot: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows and notes of an overview of every demo campaign with `token`, after checking its text snapshot."""
+    async with connect(limited(settings, token), era) as client:
+        result = await overview(client, list(DEMO_CAMPAIGNS.values()))
+    assert not result.is_error
+    assert_snapshot(f"overview/{snapshot}", text_of(result))
+    assert result.structured_content is not None
+    return result.structured_content["rows"], result.structured_content["notes"]
+
+
 @pytest.fixture
 def slow_api() -> Iterator[tuple[Instrumented, str]]:
     """The demo API with 20 ms per request, and 1 s for the winback campaign."""
@@ -128,33 +140,24 @@ def test_parsing_keeps_first_seen_order_and_tolerates_a_broken_json_array() -> N
 async def test_a_token_without_analytics_read_gets_its_counts_from_status_and_no_failed_rows(
     settings: Settings, era: str
 ) -> None:
-    async with connect(limited(settings, CAMPAIGNS_ONLY_TOKEN), era) as client:
-        result = await overview(client, list(DEMO_CAMPAIGNS.values()))
+    rows, notes = await every_demo_campaign_with(settings, era, CAMPAIGNS_ONLY_TOKEN, "campaigns_only_token")
 
-    assert not result.is_error
-    assert_snapshot("overview/campaigns_only_token", text_of(result))
-    assert result.structured_content is not None
-    rows = result.structured_content["rows"]
     assert {r["countsFrom"] for r in rows} == {"status", None}
     assert all(
         r["error"] is None
         for r in rows
         if r["campaignId"] not in (DEMO_CAMPAIGNS["onboarding-journey"], DEMO_CAMPAIGNS["loyalty-inconsistent"])
     )
-    assert "lacks analytics:read" in result.structured_content["notes"][0]
+    assert "lacks analytics:read" in notes[0]
 
 
 @pytest.mark.anyio
 async def test_a_token_without_campaigns_read_gets_counts_only_with_the_reason_on_each_row(
     settings: Settings, era: str
 ) -> None:
-    async with connect(limited(settings, ANALYTICS_ONLY_TOKEN), era) as client:
-        result = await overview(client, list(DEMO_CAMPAIGNS.values()))
+    rows, notes = await every_demo_campaign_with(settings, era, ANALYTICS_ONLY_TOKEN, "analytics_only_token")
 
-    assert not result.is_error
-    assert_snapshot("overview/analytics_only_token", text_of(result))
-    assert result.structured_content is not None
-    rows = result.structured_content["rows"]
+    assert "lacks campaigns:read" in notes[0]
     assert {r["error"]["httpStatus"] for r in rows} == {403}
     assert rows[0]["campaignId"] == DEMO_CAMPAIGNS["winback-email"]  # its failure rate still puts it first
     assert rows[0]["attention"] == "high_failure_rate"
