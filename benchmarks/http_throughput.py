@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import secrets
 import socket
 import statistics
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx2
 
-from benchmarks.rpc import HttpSession, RpcError, base_env
+from benchmarks.rpc import HttpSession, RpcError, _cpu_seconds, base_env  # pyright: ignore[reportPrivateUsage]
 from benchmarks.upstream import Upstream
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 
@@ -34,6 +35,11 @@ class Round:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list[float])
     errors: int = 0
+    server_cpu: float = 0.0  # seconds of CPU the server's processes used during the round
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return self.server_cpu / len(self.latencies) * 1000 if self.latencies else 0.0
 
     @property
     def rate(self) -> float:
@@ -81,14 +87,23 @@ async def _client(session: HttpSession, index: int, stop: float, result: Round) 
         result.latencies.append(time.perf_counter() - started)
 
 
-async def _round(url: str, key: str, clients: int, seconds: float) -> Round:
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU used so far by a process and its children (uvicorn's workers)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        pids = [pid, *(int(child) for child in children.read().split())]
+    return sum(_cpu_seconds(p) for p in pids)
+
+
+async def _round(url: str, key: str, clients: int, seconds: float, server_pid: int) -> Round:
     sessions = [HttpSession(url, access_key=key) for _ in range(clients)]
     try:
         await asyncio.gather(*(s.call_tool("get_status", {"campaign_id": CAMPAIGNS[0]}) for s in sessions))  # warm
         result = Round(clients)
+        cpu = _tree_cpu_seconds(server_pid)
         started = time.perf_counter()
         await asyncio.gather(*(_client(s, i, started + seconds, result) for i, s in enumerate(sessions)))
         result.seconds = time.perf_counter() - started
+        result.server_cpu = _tree_cpu_seconds(server_pid) - cpu
         return result
     finally:
         await asyncio.gather(*(s.close() for s in sessions))
@@ -106,7 +121,7 @@ async def measure(workers: int, seconds: float, levels: list[int]) -> list[Round
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             await _wait_healthy(url, process)
-            return [await _round(url + "/mcp", key, clients, seconds) for clients in levels]
+            return [await _round(url + "/mcp", key, clients, seconds, process.pid) for clients in levels]
         finally:
             process.terminate()
             process.wait(timeout=15)
@@ -121,12 +136,13 @@ def main() -> None:
     levels = [int(n) for n in args.clients.split(",")]
     rounds = asyncio.run(measure(args.workers, args.seconds, levels))
     print(f"experiture-mcp --transport http --workers {args.workers}: get_status against the demo API on loopback")
-    print("| clients | calls | calls/s | p50 ms | p95 ms | p99 ms | errors |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"(load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print("| clients | calls | calls/s | p50 ms | p95 ms | p99 ms | server CPU ms/call | errors |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rounds:
         print(
             f"| {r.clients} | {len(r.latencies)} | {r.rate:.0f} | {r.percentile(50):.1f} | "
-            f"{r.percentile(95):.1f} | {r.percentile(99):.1f} | {r.errors} |"
+            f"{r.percentile(95):.1f} | {r.percentile(99):.1f} | {r.cpu_ms_per_call:.2f} | {r.errors} |"
         )
 
 

@@ -164,6 +164,8 @@ async def test_tools_resources_and_prompts_work_over_http_as_in_memory(
         templates = (await remote.list_resource_templates()).resource_templates
         assert templates == (await local.list_resource_templates()).resource_templates
         assert (await remote.list_prompts()).prompts == (await local.list_prompts()).prompts
+        report = await remote.get_prompt("campaign_report", {"campaign_id": SPRING})
+        assert report == await local.get_prompt("campaign_report", {"campaign_id": SPRING})
 
         result = await remote.call_tool("get_status", {"campaign_id": SPRING})
         assert not result.is_error
@@ -231,6 +233,20 @@ async def test_a_foreign_origin_is_refused_and_a_configured_one_accepted(multi_t
 
     async with http_client(multi_tenant.url, era, {**authorized(DEMO_TOKEN), "Origin": APP_ORIGIN}) as client:
         assert not (await client.call_tool("get_metrics", {"campaign_id": SPRING})).is_error
+
+
+@pytest.mark.anyio
+async def test_browsers_get_cors_preflight_answers_only_for_configured_origins(multi_tenant: Hosted) -> None:
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    async with httpx2.AsyncClient() as http:
+        allowed = await http.options(multi_tenant.url + MCP_PATH, headers={**preflight, "Origin": APP_ORIGIN})
+        foreign = await http.options(
+            multi_tenant.url + MCP_PATH, headers={**preflight, "Origin": "https://evil.example"}
+        )
+    assert allowed.status_code == 200
+    assert allowed.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    assert foreign.status_code == 400
+    assert "Access-Control-Allow-Origin" not in foreign.headers
 
 
 @pytest.mark.anyio

@@ -16,6 +16,7 @@ from typing import Any
 import httpx2
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,6 +50,15 @@ WORKER_HEADER = "X-Experiture-MCP-Worker"  # which process answered, for debuggi
 MIN_ACCESS_KEY_LENGTH = 16
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+CORS_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Accept",
+    "Mcp-Protocol-Version",
+    "Mcp-Session-Id",
+    "Last-Event-ID",
+    "X-Experiture-Token",
+)
 NEW_KEY_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
@@ -181,6 +191,16 @@ def build_app(
         host=settings.mcp_host,
     )
     app.add_middleware(AccessKeyMiddleware, keys=keys, open_paths=frozenset({HEALTH_PATH}))
+    if settings.mcp_allowed_origins:
+        # Outermost, so a browser's preflight (which carries no access key) is answered before the key check.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.mcp_allowed_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=["Mcp-Session-Id", WORKER_HEADER],
+            max_age=600,
+        )
     return app
 
 
@@ -228,6 +248,8 @@ def serve(settings: Settings, port: int, workers: int) -> int:
         "access_log": settings.log_level == "DEBUG",
         "server_header": False,
         "http": NoDelayProtocol,
+        "timeout_keep_alive": 75,  # longer than common load balancers' 60 s idle timeout, so they close first
+        "timeout_graceful_shutdown": int(settings.deadline_seconds) + 5,  # in-flight calls finish on SIGTERM
     }
     if app is None:
         # Worker processes build their own app from the environment, so hand every setting down that way.
