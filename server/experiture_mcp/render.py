@@ -91,11 +91,14 @@ def quote(text: str | None, limit: int = 120) -> str:
 
 
 def _one_line(text: str, limit: int) -> str:
-    # Line breaks of every kind become spaces, so no text can start a line of its own (a heading, "Warnings:").
-    kept = "".join(
-        " " if ch.isspace() else ch for ch in text if ch.isspace() or unicodedata.category(ch) not in _HIDDEN
-    )
-    kept = _INVISIBLE.sub(" ", kept).strip()
+    if text.isprintable() and "  " not in text and text == text.strip():
+        kept = text  # the common case, with nothing to drop or collapse: no pass over each character
+    else:
+        # Line breaks of every kind become spaces, so no text can start a line of its own (a heading, "Warnings:").
+        kept = "".join(
+            " " if ch.isspace() else ch for ch in text if ch.isspace() or unicodedata.category(ch) not in _HIDDEN
+        )
+        kept = _INVISIBLE.sub(" ", kept).strip()
     if len(kept) > limit:
         kept = kept[: limit - 1].rstrip() + "…"
     return kept
@@ -140,17 +143,18 @@ def _relative(moment: datetime, now: datetime) -> str:
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
-    if not name or name.upper() in ("UTC", "ETC/UTC", "Z"):
+    if not name or len(name) > 64 or name.upper() in ("UTC", "ETC/UTC", "Z"):
         return None
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # the name is the API's: it may be any text at all
         return None
 
 
 def _clock(moment: datetime, with_date: bool) -> str:
-    fmt = "%Y-%m-%d %H:%M" if with_date else "%H:%M"
-    return moment.strftime(fmt + (":%S" if moment.second else ""))
+    # f-strings rather than strftime: this runs for every time in every result.
+    clock = f"{moment.hour:02d}:{moment.minute:02d}" + (f":{moment.second:02d}" if moment.second else "")
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} {clock}" if with_date else clock
 
 
 def describe_time(moment: datetime, timezone: str | None, now: datetime) -> str:
@@ -328,7 +332,8 @@ def _summary_schedule(s: CampaignSummary, now: datetime, warnings: list[str]) ->
             else ("no batch date set")
         )
         source = sched.timezone_source
-        source_text = f" ({TIMEZONE_SOURCES.get(source, _plain(source))})" if source else ""
+        meaning = TIMEZONE_SOURCES.get(source or "")
+        source_text = f", source {_plain(source)}" + (f" ({meaning})" if meaning else "") if source else ""
         text += f"; mail batch on {when}, time zone {_plain(sched.timezone)}{source_text}"
         if source == "utc_fallback":
             warnings.append("No time zone is configured for this campaign: its dates fall back to UTC.")
@@ -359,7 +364,8 @@ def _preflight(s: CampaignSummary, warnings: list[str]) -> str:
         checks = "no checks run" if p.status == "not_evaluated" else "no checks listed"
         return f"Preflight: {_plain(p.status)} ({checks})"
     shown = "; ".join(
-        f"{quote(c.name or c.id, 60)} {_plain(c.status)}" + (f": {quote(c.message, 160)}" if c.message else "")
+        f"{quote(c.name or c.id, 60)}{f' ({_plain(c.id)})' if c.name and c.id else ''} {_plain(c.status)}"
+        + (f": {quote(c.message, 160)}" if c.message else "")
         for c in p.checks[:20]
     )
     failing = [c for c in p.checks if c.status in ("failed", "error")]
