@@ -14,6 +14,7 @@ from mcp.client.stdio import stdio_client
 from mcp.types import TextContent
 
 from experiture_mcp import __version__
+from experiture_mcp.cli import main
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 
 COMMAND = Path(sys.executable).parent / "experiture-mcp"  # the console script installed next to this Python
@@ -33,7 +34,6 @@ class Run:
 CALLS = {
     "ok": ("call", "get_status", SPRING, "--demo"),
     "error": ("call", "get_status", UNKNOWN, "--demo"),
-    "version": ("--version",),
 }
 
 
@@ -91,7 +91,8 @@ def test_call_prints_the_error_text_and_exits_1_when_the_tool_fails(cli: dict[st
     assert done.stdout.startswith(f"get_status failed for campaign {UNKNOWN}: no campaign with this id")
 
 
-def test_version_prints_the_package_version(cli: dict[str, Run]) -> None:
-    done = cli["version"]
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
 
-    assert (done.returncode, done.stdout.strip()) == (0, f"experiture-mcp {__version__}")
+    assert (exited.value.code, capsys.readouterr().out.strip()) == (0, f"experiture-mcp {__version__}")
