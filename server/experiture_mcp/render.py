@@ -383,7 +383,9 @@ def _state_warnings(state: str, counts: Counts | None, due: datetime | None, now
         warnings.append(
             "The latest execution failed: the preflight checks (get_summary) may show why; tell the campaign owner."
         )
-    elif state in ("not_scheduled", "scheduled") and counts is None:
+    elif state == "not_scheduled" and counts is None:
+        warnings.append("Not scheduled and never run: nothing will send until a schedule is set.")
+    elif state == "scheduled" and counts is None:
         warnings.append("No execution has run yet, so there are no delivery counts.")
     return warnings
 
