@@ -275,7 +275,9 @@ class OverviewRow(_Model):
     failure_rate: float | None = Field(
         default=None, description="failed / (sent + failed), from 0 to 1; null when nothing was sent or failed."
     )
-    counts_from: Literal["metrics", "status"] | None = Field(default=None, description="Endpoint the counts came from.")
+    counts_from: Literal["metrics", "status", "summary"] | None = Field(
+        default=None, description="Endpoint the counts came from."
+    )
     warnings: list[str] = Field(default_factory=list[str])
     error: OverviewError | None = None
 

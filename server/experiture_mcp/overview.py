@@ -35,6 +35,7 @@ from experiture_mcp.models import (
     Attention,
     CampaignMetrics,
     CampaignStatus,
+    CampaignSummary,
     Counts,
     Overview,
     OverviewError,
@@ -133,6 +134,7 @@ class _Fetched:
     status: CampaignStatus | None = None
     status_error: ExperitureError | None = None
     metrics: CampaignMetrics | None = None
+    summary: CampaignSummary | None = None  # only for a status that cannot be assembled: its name and last run
 
 
 async def build_overview(
@@ -161,6 +163,12 @@ async def build_overview(
                 fetched[cid].status = await client.get_status(cid, token=token)
             except ExperitureError as exc:
                 fetched[cid].status_error = exc
+        if isinstance(fetched[cid].status_error, StatusInconsistent):
+            async with limiter:
+                try:
+                    fetched[cid].summary = await client.get_summary(cid, token=token)
+                except ExperitureError as exc:
+                    log.info("get_overview: summary of %s unavailable too: %s", cid, exc)
 
     async def get_metrics(cid: str) -> None:
         async with limiter:
@@ -199,15 +207,21 @@ def _row(cid: str, f: _Fetched, now: datetime, late: ExperitureError) -> Overvie
     metrics_counts = f.metrics.counts if f.metrics is not None else None
     if f.status is None:
         error = f.status_error or (InvalidCampaignId(cid) if not is_campaign_id(cid) else late)
-        row = _counts(metrics_counts, "metrics")
+        latest = f.summary.latest_execution if f.summary is not None else None
+        if metrics_counts is None and latest is not None and latest.counts is not None:
+            row = _counts(latest.counts, "summary")
+        else:
+            row = _counts(metrics_counts, "metrics")
         high = row["failure_rate"] is not None and row["failure_rate"] >= HIGH_FAILURE_RATE
         return OverviewRow(
             campaign_id=cid,
+            name=f.summary.name if f.summary is not None else None,
             state=None,
+            last_run_at=latest.last_execution_at if latest is not None else None,
             attention="inconsistent"
             if isinstance(error, StatusInconsistent)
             else ("high_failure_rate" if high else "error"),
-            warnings=overview_warnings(None, metrics_counts, None, now),
+            warnings=overview_warnings(None, metrics_counts or (latest.counts if latest else None), None, now),
             error=_error(error),
             **row,
         )

@@ -643,7 +643,7 @@ def short_reason(error: ExperitureError, scope: str) -> str:
         case UnsupportedCampaignType():
             return "not a broadcast campaign: public API v1 cannot report it"
         case StatusInconsistent():
-            return "status cannot be assembled: its execution metadata is inconsistent"
+            return "its execution metadata is inconsistent"
         case APIError() if error.retryable:
             wait = f"{error.retry_after:g} s" if error.retry_after is not None else "a minute"
             return f"temporarily unavailable ({error}); retry in {wait}"
@@ -673,7 +673,7 @@ def _overview_row(r: OverviewRow, now: datetime) -> str:
         counts = f"sent {_n(r.sent)} · failed {_n(r.failed)}"
         if r.sent + r.failed:
             counts += f" · failure rate {_pct(r.failed, r.sent + r.failed)}"
-        parts.append(counts + (" (from get_metrics)" if r.state is None else ""))
+        parts.append(counts + (f" (from get_{r.counts_from})" if r.state is None else ""))
     return "- " + " · ".join(parts) + ("".join(f" ⚠ {w}" for w in r.warnings))
 
 
