@@ -15,12 +15,7 @@ from mcp import Client
 from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr, ValidationError
 
-from conftest import frozen_clock
-from experiture_mcp.config import Settings
-from experiture_mcp.logs import configure_logging
-from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
-from experiture_mcp.server import build_server
-from fault_api import (
+from _fault_api import (
     FaultAPI,
     drip,
     hang,
@@ -30,6 +25,11 @@ from fault_api import (
     reset_mid_body,
     retry_after_date,
 )
+from conftest import frozen_clock
+from experiture_mcp.config import Settings
+from experiture_mcp.logs import configure_logging
+from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
+from experiture_mcp.server import build_server
 
 SPRING = DEMO_CAMPAIGNS["spring-dm"]
 TOKEN = "tok-FAULTS-7f3a9c-SECRET"  # recognisable, so any leak is easy to find
@@ -202,10 +202,10 @@ async def test_retry_after_in_seconds_is_waited_for_before_the_retry(api: FaultA
 
 @pytest.mark.anyio
 async def test_retry_after_as_an_http_date_is_waited_for_before_the_retry(api: FaultAPI) -> None:
-    api.plan(reply(429, API_ERROR, Retry_After=retry_after_date(2)))  # whole seconds: between 1 and 2 s from now
-    result, elapsed = await status_once(api)
-    assert not result.is_error
-    assert elapsed >= 0.9
+    api.plan(reply(429, API_ERROR, Retry_After=retry_after_date(3)))  # whole seconds: between 2 and 3 s from now
+    result, elapsed = await status_once(api, deadline_seconds=6, retry_max_wait_seconds=4)
+    assert not result.is_error, text_of(result)
+    assert elapsed >= 1.5
     assert len(api.requests) == 2
 
 

@@ -49,6 +49,8 @@ def is_campaign_id(value: str) -> bool:
 
 def _aware(value: datetime) -> datetime:
     # The API sends UTC with a Z; a timestamp without an offset is read as UTC rather than as local time.
+    if not 2 <= value.year <= 9998:  # year 1 or 9999 overflows when shifted into UTC or a campaign's time zone
+        raise ValueError("timestamp out of range")
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
