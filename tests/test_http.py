@@ -25,8 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from _snapshot import assert_snapshot
 from conftest import ServedApp, connect, free_port, frozen_clock
-from experiture_mcp.cli import main
-from experiture_mcp.config import Settings
+from experiture_mcp.config import ConfigError, Settings
 from experiture_mcp.hosted import HEALTH_PATH, MCP_PATH, WORKER_HEADER, build_app
 from experiture_mcp.sandbox import (
     CAMPAIGNS_ONLY_TOKEN,
@@ -362,24 +361,26 @@ async def test_no_token_or_access_key_reaches_a_response_or_log_record(
     assert "rejected the token" in resource_error.value.error.message
     assert refused.status_code == 401
     messages = [record.getMessage() for record in caplog.records]
-    assert any("refused POST /mcp" in message for message in messages)  # the log was captured
+    assert any("refused POST '/mcp'" in message for message in messages)  # the log was captured
     assert_no_secret([*seen.bodies, resource_error.value.error.message, refused.text, *messages])
 
 
-def test_refuses_to_serve_off_loopback_without_access_keys_or_allowed_hosts(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    for name in ("EXPERITURE_MCP_ACCESS_KEYS", "EXPERITURE_MCP_ALLOWED_HOSTS", "EXPERITURE_MCP_NO_AUTH_BEHIND_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    assert main(["--transport", "http", "--host", "0.0.0.0", "--demo"]) == 2
-    assert "EXPERITURE_MCP_ACCESS_KEYS" in capsys.readouterr().err
+def test_refuses_to_serve_off_loopback_without_access_keys_or_allowed_hosts(demo_api: str) -> None:
+    with pytest.raises(ConfigError, match=r"without access keys.*EXPERITURE_MCP_ACCESS_KEYS.*--no-auth-behind-proxy"):
+        build_app(Settings(base_url=demo_api, mcp_host="0.0.0.0"))
+    with pytest.raises(ConfigError, match="needs --allowed-hosts"):
+        build_app(Settings(base_url=demo_api, mcp_host="0.0.0.0", mcp_no_auth_behind_proxy=True))
+    with pytest.raises(ConfigError, match="shorter than 16 characters"):
+        build_app(Settings(base_url=demo_api, mcp_access_keys=(SecretStr("short"),)))
 
-    assert main(["--transport", "http", "--host", "0.0.0.0", "--demo", "--no-auth-behind-proxy"]) == 2
-    assert "--allowed-hosts" in capsys.readouterr().err
 
-    monkeypatch.setenv("EXPERITURE_MCP_ACCESS_KEYS", "short")
-    assert main(["--transport", "http", "--demo"]) == 2
-    assert "shorter than 16 characters" in capsys.readouterr().err
+def test_the_command_refuses_a_public_bind_without_access_keys_before_binding() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERITURE_")}
+    command = [sys.executable, "-m", "experiture_mcp", "--transport", "http", "--host", "0.0.0.0", "--demo"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("experiture-mcp: refusing to serve on 0.0.0.0 without access keys")
+    assert "Uvicorn running" not in done.stderr
 
 
 @pytest.mark.anyio

@@ -88,7 +88,7 @@ def check_exposure(settings: Settings) -> None:
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """Host and Origin allowlists: loopback always, plus the configured names ('*' turns the Host check off)."""
+    """Host and Origin allowlists: loopback always, plus the configured ones ('*' hosts turns both checks off)."""
     if "*" in settings.mcp_allowed_hosts:
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
     hosts: list[str] = list(LOOPBACK_HOSTS)
@@ -109,6 +109,7 @@ class AccessKeyMiddleware:
     """Checks `Authorization: Bearer <access key>` before anything else runs, then drops the header.
 
     The caller's Authorization header never reaches a handler, so it can never be forwarded to Experiture.
+    Every response also names the worker process that answered (WORKER_HEADER).
     """
 
     def __init__(self, app: ASGIApp, keys: tuple[str, ...], open_paths: frozenset[str]) -> None:
@@ -139,7 +140,7 @@ class AccessKeyMiddleware:
         if self._keys and scope["path"] not in self._open_paths:
             scheme, _, presented = (authorization[0] if len(authorization) == 1 else b"").partition(b" ")
             if scheme.lower() != b"bearer" or not self._accepts(presented.strip()):
-                log.info("refused %s %s: %s access key", scope["method"], scope["path"], "wrong" if presented else "no")
+                log.info("refused %s %r: %s access key", scope["method"], scope["path"], "wrong" if presented else "no")
                 await _unauthorized(bool(presented))(scope, receive, send_with_worker)
                 return
         scope = {**scope, "headers": [(name, value) for name, value in headers if name != b"authorization"]}
