@@ -94,11 +94,17 @@ def _hosted_options(parser: argparse.ArgumentParser) -> None:
         "hosted mode",
         "Serve streamable HTTP at /mcp for remote clients; access keys come from EXPERITURE_MCP_ACCESS_KEYS.",
     )
-    hosted.add_argument("--transport", choices=["stdio", "http"], default="stdio", help="default: stdio")
+    hosted.add_argument(
+        "--transport",
+        choices=["stdio", "http"],
+        default="stdio",
+        help="stdio (default) for a client that starts the server, http to serve remote clients",
+    )
     hosted.add_argument(
         "--host",
         dest="mcp_host",
         default=argparse.SUPPRESS,
+        metavar="ADDRESS",
         help="address to bind (EXPERITURE_MCP_HOST, default 127.0.0.1)",
     )
     hosted.add_argument("--port", type=int, default=8000, choices=range(1, 65536), metavar="PORT", help="default: 8000")
