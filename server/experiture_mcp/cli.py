@@ -21,7 +21,7 @@ __all__ = ["demo_transport", "main"]
 log = logging.getLogger("experiture_mcp")
 
 DEMO_BASE_URL = "https://demo.experiture.invalid/public/v1"  # never resolved: the demo app answers in-process
-TOOLS = ("get_summary", "get_status", "get_metrics")
+TOOLS = ("get_summary", "get_status", "get_metrics", "get_overview")
 
 
 def _common(demo_default: Any) -> argparse.ArgumentParser:
@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         help="call one tool through the MCP protocol and print what the model reads",
     )
     call.add_argument("tool", choices=TOOLS)
-    call.add_argument("campaign_id")
+    call.add_argument("campaign_id", help="a campaign UUID; for get_overview, several separated by commas")
     call.add_argument("--json", action="store_true", help="print the structured content instead of the text")
     doctor = commands.add_parser(
         "doctor",
@@ -227,7 +227,8 @@ async def _call(settings: Settings, tool: str, campaign_id: str, as_json: bool) 
 
     server = build_server(settings, transport=demo_transport(settings))
     async with Client(server) as client:
-        result = await client.call_tool(tool, {"campaign_id": campaign_id})
+        argument = "campaign_ids" if tool == "get_overview" else "campaign_id"
+        result = await client.call_tool(tool, {argument: campaign_id})
     if as_json and not result.is_error:
         out = json.dumps(result.structured_content, indent=2, ensure_ascii=False)
     else:
