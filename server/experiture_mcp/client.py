@@ -14,7 +14,6 @@ from typing import Any, Self, TypeVar
 
 import anyio
 import httpx2
-import stamina
 from pydantic import BaseModel, ValidationError
 
 from experiture_mcp import __version__
@@ -99,6 +98,8 @@ class CampaignClient:
 
     async def _with_retries(self, path: str, attempt: Callable[[float], Awaitable[M]]) -> M:
         """Run `attempt` until it succeeds, fails for good, runs out of attempts or passes the per-call deadline."""
+        import stamina  # here, not at the top: its import (tenacity) would add ~20 ms to every server start-up
+
         s = self._settings
         deadline = anyio.current_time() + s.deadline_seconds
         tries = 0

@@ -677,13 +677,18 @@ def _overview_row(r: OverviewRow, now: datetime) -> str:
     return "- " + " · ".join(parts) + ("".join(f" ⚠ {w}" for w in r.warnings))
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def render_overview(o: Overview, now: datetime) -> str:
     """Text for get_overview: rows needing attention first, then the rest, then one line of totals."""
     t = o.total
     urgent = [r for r in o.rows if r.attention is not None]
     calm = [r for r in o.rows if r.attention is None]
+    needing = f"{t.needing_attention} need{'s' if t.needing_attention == 1 else ''} attention"
     lines = [
-        f"Overview of {t.campaigns} campaign{'s' if t.campaigns != 1 else ''}: {t.needing_attention} need attention"
+        f"Overview of {_count(t.campaigns, 'campaign')}: {needing}"
         + (", listed first" if urgent and calm else "")
         + ". Times in UTC; failure rate = failed ÷ (sent + failed) of the latest run."
     ]
@@ -699,7 +704,7 @@ def render_overview(o: Overview, now: datetime) -> str:
         for key, label in ATTENTION_LABELS.items()
         if any(r.attention == key for r in urgent)
     ]
-    total = f"Total: {t.campaigns} campaigns · {t.needing_attention} need attention"
+    total = f"Total: {_count(t.campaigns, 'campaign')} · {needing}"
     total += f" ({', '.join(kinds)})" if kinds else ""
     total += f" · sent {_n(t.sent)} · failed {_n(t.failed)}"
     if t.sent + t.failed:
