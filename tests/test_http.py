@@ -418,7 +418,11 @@ async def test_two_workers_both_serve_calls_and_log_no_secret(demo_api: str, tmp
         assert str(process.pid) not in seen.workers  # the supervisor itself serves nothing
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=15)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
     log = stderr.read_text()
     assert "POST /mcp" in log  # the access log is on at DEBUG: the check below reads a real log
     assert_no_secret([log])
