@@ -593,8 +593,8 @@ def _explain_unavailable(error: Unavailable) -> tuple[str, str]:
         case UpstreamTimeout():
             reason = f"it did not answer in time ({_one_line(str(cause), 200)})"
             todo = (
-                f"{retry}. If it keeps happening, check the network and EXPERITURE_BASE_URL, "
-                "or raise EXPERITURE_DEADLINE_SECONDS."
+                f"{retry}. If it keeps happening, check the network and EXPERITURE_BASE_URL, or raise "
+                "EXPERITURE_TIMEOUT_SECONDS (one request) or EXPERITURE_DEADLINE_SECONDS (the whole call)."
             )
         case ConnectionFailed():
             reason = f"the connection failed ({_one_line(str(cause), 200)})"
