@@ -16,13 +16,13 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def snapshot_mismatch(name: str, text: str) -> str | None:
+def snapshot_mismatch(name: str, text: str, root: Path = SNAPSHOTS) -> str | None:
     """None when `text` equals the stored snapshot `name`, else what is wrong and how to fix it.
 
     With UPDATE_SNAPSHOTS=1 the snapshot is (re)written. A missing snapshot is written and accepted, except in
     CI (CI=true), where it is a mismatch: CI must check committed snapshots, never create them.
     """
-    path = SNAPSHOTS / f"{name}.txt"
+    path = root / f"{name}.txt"
     text = text if text.endswith("\n") else text + "\n"
     if _flag("UPDATE_SNAPSHOTS") or (not path.exists() and not _flag("CI")):
         path.parent.mkdir(parents=True, exist_ok=True)
