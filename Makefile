@@ -1,4 +1,4 @@
-.PHONY: help install format lint typecheck test check demo bench
+.PHONY: help install format lint typecheck test check demo bench bundle third-party
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 install:  ## create .venv from uv.lock
@@ -13,7 +13,11 @@ typecheck:  ## pyright strict
 	uv run --frozen pyright
 test:  ## the test suite
 	uv run --frozen pytest
-check: lint typecheck test  ## everything CI runs
+check: lint typecheck third-party test  ## everything CI runs
+bundle:  ## validate manifest.json and pack dist/experiture-mcp.mcpb (installs the pinned npm tools)
+	scripts/build-bundle
+third-party:  ## mcpb validate/pack, wheel and uvx installs, MCP Inspector CLI over stdio (about 1-2 minutes)
+	scripts/check-third-party
 demo:  ## serve the demo over stdio
 	uv run --frozen experiture-mcp --demo
 bench:  ## ours next to the SDK floor (about 3 minutes); writes benchmarks/RESULTS.md
