@@ -555,7 +555,14 @@ def _tokens(out: Results) -> list[str]:
         *(f"| (a) {v['name']}: name, title, description, inputSchema | {_size(v):,} | {_approx(v)} |" for v in views),
         f"| (a) all {len(views)} tools as the model sees them | {_size(views):,} | {_approx(views)} |",
         f"| (b) whole tools/list result, output schemas included | {full:,} | {_approx(out.listing)} |",
-        f"| SDK floor's one tool as the model sees it, for scale | {floor_view:,} | {_approx(out.floor_listing)} |",
+        *(
+            f"| (b) {tool['name']}: outputSchema alone | {_size(tool['outputSchema']):,} "
+            f"| {_approx(tool['outputSchema'])} |"
+            for tool in out.listing["tools"]
+            if "outputSchema" in tool
+        ),
+        f"| SDK floor's one tool as the model sees it, for scale | {floor_view:,} | "
+        f"{_approx(_model_view(out.floor_listing))} |",
         "",
         "(c) Each tool's text result (what the model reads) next to the raw API JSON for the same campaign "
         "(the body as the API sends it, which is also what the floor's tool returns). Facts: every leaf of the "
