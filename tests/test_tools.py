@@ -8,7 +8,14 @@ from typing import Any
 import jsonschema
 import pytest
 from mcp import Client, MCPError
-from mcp.types import INVALID_PARAMS, CallToolResult, ResourceTemplateReference, TextContent, TextResourceContents
+from mcp.types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    CallToolResult,
+    ResourceTemplateReference,
+    TextContent,
+    TextResourceContents,
+)
 from pydantic import SecretStr
 
 from _snapshot import assert_snapshot, snapshot_mismatch
@@ -232,7 +239,7 @@ async def test_a_refused_resource_read_carries_our_explanation(client: Client) -
     with pytest.raises(MCPError) as raised:
         await client.read_resource(f"experiture://campaigns/{DEMO_CAMPAIGNS['loyalty-inconsistent']}/status")
 
-    assert raised.value.error.code != INVALID_PARAMS
+    assert raised.value.error.code == INTERNAL_ERROR
     assert "STATUS_INCONSISTENT" in raised.value.error.message
     assert "get_summary and get_metrics may still answer" in raised.value.error.message
 
