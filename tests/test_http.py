@@ -8,8 +8,8 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,9 @@ def upstream() -> Iterator[tuple[str, RecordingUpstream]]:
         yield served.url + "/public/v1", recorder
 
 
-def _serve(upstream: tuple[str, RecordingUpstream], **settings: Any) -> Iterator[Hosted]:
+@contextmanager
+def serving(upstream: tuple[str, RecordingUpstream], **settings: Any) -> Generator[Hosted]:
+    """The hosted app built from `settings`, served on loopback in front of the recording upstream."""
     base_url, recorder = upstream
     app = build_app(Settings(base_url=base_url, **settings), clock=frozen_clock)
     with ServedApp(app, lifespan="on") as served:
@@ -100,19 +102,22 @@ def _serve(upstream: tuple[str, RecordingUpstream], **settings: Any) -> Iterator
 @pytest.fixture(scope="module")
 def multi_tenant(upstream: tuple[str, RecordingUpstream]) -> Iterator[Hosted]:
     """Access keys required; no EXPERITURE_API_TOKEN, so each request brings its own; one extra browser origin."""
-    yield from _serve(upstream, mcp_access_keys=ACCESS_KEY, mcp_allowed_origins=APP_ORIGIN)
+    with serving(upstream, mcp_access_keys=ACCESS_KEY, mcp_allowed_origins=APP_ORIGIN) as hosted:
+        yield hosted
 
 
 @pytest.fixture(scope="module")
 def single_tenant(upstream: tuple[str, RecordingUpstream]) -> Iterator[Hosted]:
     """Access keys required and EXPERITURE_API_TOKEN set."""
-    yield from _serve(upstream, mcp_access_keys=ACCESS_KEY, api_token=SecretStr(DEMO_TOKEN))
+    with serving(upstream, mcp_access_keys=ACCESS_KEY, api_token=SecretStr(DEMO_TOKEN)) as hosted:
+        yield hosted
 
 
 @pytest.fixture(scope="module")
 def open_loopback(upstream: tuple[str, RecordingUpstream]) -> Iterator[Hosted]:
     """Loopback without access keys or token, as a developer runs it locally."""
-    yield from _serve(upstream)
+    with serving(upstream) as hosted:
+        yield hosted
 
 
 @asynccontextmanager
@@ -386,7 +391,8 @@ def test_the_command_refuses_a_public_bind_without_access_keys_before_binding() 
 @pytest.mark.anyio
 async def test_a_public_bind_accepts_only_the_allowed_host_names(upstream: tuple[str, RecordingUpstream]) -> None:
     # Built for 0.0.0.0 but served on loopback: the Host allowlist is what is under test.
-    for hosted in _serve(upstream, mcp_host="0.0.0.0", mcp_access_keys=ACCESS_KEY, mcp_allowed_hosts="mcp.example.com"):
+    public = {"mcp_host": "0.0.0.0", "mcp_access_keys": ACCESS_KEY, "mcp_allowed_hosts": "mcp.example.com"}
+    with serving(upstream, **public) as hosted:
         ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
         statuses = [
             (await post(hosted.url, ping, {**authorized(), "Host": host})).status_code
