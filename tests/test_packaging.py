@@ -250,7 +250,7 @@ async def test_unpacked_bundle_started_from_its_manifest_config_serves_the_tools
 
 
 @pytest.mark.anyio
-async def test_every_json_snippet_in_the_readme_parses_and_passes_the_token_by_environment() -> None:
+async def test_every_json_snippet_in_the_readme_parses_and_keeps_secrets_out_of_arguments_and_urls() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     snippets = re.findall(r"^```json\n(.*?)^```", readme, flags=re.DOTALL | re.MULTILINE)
     servers: list[dict[str, Any]] = []
@@ -258,9 +258,13 @@ async def test_every_json_snippet_in_the_readme_parses_and_passes_the_token_by_e
         config = json.loads(snippet)
         servers += list({**config.get("mcpServers", {}), **config.get("servers", {})}.values())
 
-    assert len(snippets) >= 5
-    assert len(servers) >= 5
-    for server in servers:
+    local = [server for server in servers if "command" in server]
+    hosted = [server for server in servers if "command" not in server]
+    assert len(local) >= 5
+    for server in local:  # stdio: our command, the token in the environment, never in the arguments
         assert "experiture-mcp" in server["args"], server
         assert "EXPERITURE_API_TOKEN" in server["env"], server
-        assert not any("TOKEN" in arg or "token" in arg for arg in server["args"]), server
+        assert not any("token" in arg.lower() for arg in server["args"]), server
+    for server in hosted:  # streamable HTTP: secrets in headers, filled from the client's variables, never in the URL
+        assert server["url"].startswith("https://") and "token" not in server["url"].lower(), server
+        assert server["headers"] and all("${" in value for value in server["headers"].values()), server
