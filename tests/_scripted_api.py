@@ -23,7 +23,7 @@ class Seen:
 
 @dataclass
 class ScriptedAPI:
-    """Serve with conftest's `ServedApp(api.app)`; base URL `<served.url>/v1`. Unscripted ids get a bare 404."""
+    """Served by the `scripted_server` fixture (base URL `<served.url>/v1`). Unscripted ids get a bare 404."""
 
     replies: dict[str, Reply] = field(default_factory=dict[str, Reply])
     seen: list[Seen] = field(default_factory=list[Seen])
