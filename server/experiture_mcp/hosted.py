@@ -210,6 +210,7 @@ def app_from_env() -> Starlette:
     try:
         settings = Settings()
         configure_logging(settings.log_level)
+        _quiet_sdk_request_logs(settings)
         return build_app(settings, transport=demo_transport(settings))
     except ConfigError as exc:
         sys.stderr.write(f"experiture-mcp: {exc}\n")
@@ -240,6 +241,7 @@ def serve(settings: Settings, port: int, workers: int) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"experiture-mcp: {exc}\n")
         return 2
+    _quiet_sdk_request_logs(settings)
     sys.stderr.write(_banner(settings, port, workers))
     options: dict[str, Any] = {
         "host": settings.mcp_host,
@@ -259,6 +261,12 @@ def serve(settings: Settings, port: int, workers: int) -> int:
     else:
         uvicorn.run(app, **options)
     return 0
+
+
+def _quiet_sdk_request_logs(settings: Settings) -> None:
+    # The SDK logs "Terminating session: None" at INFO after every stateless request: noise unless debugging.
+    if settings.log_level != "DEBUG":
+        logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
 
 
 def _banner(settings: Settings, port: int, workers: int) -> str:
