@@ -22,6 +22,7 @@ from experiture_mcp.errors import (
     APIError,
     BadResponse,
     ConnectionFailed,
+    HTTPStatusError,
     InvalidCampaignId,
     NotConfigured,
     Unavailable,
@@ -103,14 +104,13 @@ class CampaignClient:
         s = self._settings
         deadline = anyio.current_time() + s.deadline_seconds
         tries = 0
-        last: APIError | None = None
+        failures: list[APIError] = []
 
         def backoff(exc: Exception) -> bool | float:
             # stamina's predicate: False gives up, True waits the jittered exponential backoff, a float waits that.
-            nonlocal last
             if not isinstance(exc, APIError) or not exc.retryable:
                 return False
-            last = exc
+            failures.append(exc)
             remaining = deadline - anyio.current_time()
             if exc.retry_after is not None:
                 if exc.retry_after > min(s.retry_max_wait_seconds, remaining):
@@ -140,8 +140,10 @@ class CampaignClient:
                     raise
                 raise _unavailable(exc, tries) from None
         assert scope.cancelled_caught
-        cause = last or UpstreamTimeout(f"no usable answer within the {s.deadline_seconds:g} s deadline")
-        raise _unavailable(cause, tries)
+        last = failures[-1] if failures else None
+        if not isinstance(last, HTTPStatusError):  # an answer such as a 503 or 429 says more than "no answer"
+            last = UpstreamTimeout(f"no usable answer within the {s.deadline_seconds:g} s deadline")
+        raise _unavailable(last, tries)
 
     async def _attempt(self, path: str, token: str, model: type[M], deadline: float) -> M:
         async with self._slots:
@@ -150,6 +152,8 @@ class CampaignClient:
             answer = None
             with anyio.move_on_after(limit):
                 answer = await self._fetch(path, token)
+        if answer is None and limit < self._settings.timeout_seconds:
+            raise UpstreamTimeout(f"no usable answer within the {self._settings.deadline_seconds:g} s deadline")
         if answer is None:
             raise UpstreamTimeout(f"no complete answer within {_seconds(limit)} s")
         return _parse(*answer, model)
