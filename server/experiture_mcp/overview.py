@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, cast
 
 import anyio
 from mcp.server import MCPServer
@@ -115,9 +115,7 @@ def parse_campaign_ids(value: list[str] | str) -> list[str]:
             decoded: Any = json.loads(text) if text.startswith(("[", '"')) else text
         except ValueError:
             decoded = text  # a broken JSON array is still a list of ids with some brackets around it
-        items = (
-            [decoded] if isinstance(decoded, str) else list(decoded) if isinstance(decoded, list) else [text]  # pyright: ignore[reportUnknownArgumentType]
-        )
+        items = cast(list[Any], decoded) if isinstance(decoded, list) else [str(decoded) if decoded else text]
     else:
         items = list(value)
     seen: dict[str, str] = {}
