@@ -134,24 +134,21 @@ def _direct_get(http: httpx2.AsyncClient) -> Call:
 
 
 async def measure_latency(
-    calls: dict[str, Call], cpu: dict[str, Callable[[], float]], rounds: int, per_round: int, out: Results
+    calls: dict[str, Call], cpu: dict[str, Callable[[], float]], count: int, out: Results
 ) -> None:
-    """Sequential calls in rounds, the order rotating each round, so every contender sees the same noise."""
+    """Sequential calls interleaved one by one, the order rotating, so every contender sees the same noise."""
     names = list(calls)
     for name in names:
         for _ in range(30):
             await calls[name]()
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            samples = out.latency.setdefault(name, [])
-            call = calls[name]
-            used = cpu[name]() if name in cpu else 0.0
-            for _ in range(per_round):
-                started = time.perf_counter()
-                await call()
-                samples.append(time.perf_counter() - started)
-            if name in cpu:
-                out.cpu[name] = out.cpu.get(name, 0.0) + cpu[name]() - used
+    used = {name: read() for name, read in cpu.items()}
+    for i in range(count):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            started = time.perf_counter()
+            await calls[name]()
+            out.latency.setdefault(name, []).append(time.perf_counter() - started)
+    for name, read in cpu.items():
+        out.cpu[name] = read() - used[name]  # the servers idle between their own calls, so this is theirs
     _progress("latency done")
 
 
@@ -342,9 +339,8 @@ async def run(args: argparse.Namespace) -> Results:
                 await ours.start()
                 await floor.start()
                 stdio = {pair[0].label: _tool_call(ours), pair[1].label: _tool_call(floor)}
-                rounds = max(1, args.calls // 30)
                 cpu = {pair[0].label: ours.cpu_seconds, pair[1].label: floor.cpu_seconds}
-                await measure_latency({**stdio, "direct httpx2 GET": _direct_get(http)}, cpu, rounds, 30, out)
+                await measure_latency({**stdio, "direct httpx2 GET": _direct_get(http)}, cpu, args.calls, out)
                 await measure_throughput("stdio", stdio, api, args.rounds, args.seconds, out)
                 await measure_tokens(ours, floor, http, out)
                 measure_own_work((await http.get(f"campaigns/{CAMPAIGN}/status")).content, out)
@@ -428,6 +424,7 @@ def _text_totals(out: Results) -> tuple[int, int, int, int, int, int]:
 def _targets(out: Results) -> list[str]:
     ours, floor = OURS_LABEL, FLOOR_LABEL
     cold_o, cold_f = statistics.median(out.cold[ours]), statistics.median(out.cold[floor])
+    fast_o, fast_f = min(out.cold[ours]), min(out.cold[floor])
     rss_o, rss_f = statistics.median(out.rss[ours]), statistics.median(out.rss[floor])
     p50_o, p50_f = statistics.median(out.latency[ours]), statistics.median(out.latency[floor])
     views = _model_view(out.listing)
@@ -439,8 +436,8 @@ def _targets(out: Results) -> list[str]:
         "",
         "| target | goal | measured | |",
         "|---|---|---|---|",
-        f"| cold start | ≤ 1.05× floor | {_ms(cold_o)} vs {_ms(cold_f)} = {_ratio(cold_o, cold_f)} "
-        f"| {_met(cold_o <= 1.05 * cold_f)} |",
+        f"| cold start | ≤ 1.05× floor | median {_ms(cold_o)} vs {_ms(cold_f)} = {_ratio(cold_o, cold_f)}; fastest "
+        f"{_ms(fast_o)} vs {_ms(fast_f)} = {_ratio(fast_o, fast_f)} | {_met(cold_o <= 1.05 * cold_f)} |",
         f"| idle memory | ≤ 1.05× floor | {rss_o / 1024:.1f} vs {rss_f / 1024:.1f} MiB = {_ratio(rss_o, rss_f)} "
         f"| {_met(rss_o <= 1.05 * rss_f)} |",
         f"| per-call p50, get_status over stdio | ≤ 1.15× floor tool | {_ms(p50_o)} vs {_ms(p50_f)} = "
@@ -498,7 +495,7 @@ def _start_and_memory(out: Results) -> list[str]:
 def _latency(out: Results) -> list[str]:
     floor = statistics.median(out.latency[FLOOR_LABEL])
     rows = [
-        f"## 3. Per-call latency ({len(out.latency[OURS_LABEL])} sequential calls each, warm, rounds alternating)",
+        f"## 3. Per-call latency ({len(out.latency[OURS_LABEL])} sequential calls each, warm, interleaved one by one)",
         "",
         "get_status of one campaign over stdio; the server's own CPU time per call is read from /proc.",
         "",
@@ -610,8 +607,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cold-runs", type=int, default=12, help="cold starts per server (default 12)")
     parser.add_argument("--calls", type=int, default=360, help="sequential calls per contender (default 360)")
-    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per cell (default 3)")
-    parser.add_argument("--seconds", type=float, default=1.5, help="seconds per throughput round (default 1.5)")
+    parser.add_argument("--rounds", type=int, default=5, help="throughput rounds per cell (default 5)")
+    parser.add_argument("--seconds", type=float, default=1.0, help="seconds per throughput round (default 1)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md", help="report file")
     args = parser.parse_args()
     started = time.monotonic()
