@@ -268,8 +268,11 @@ def test_plain_http_is_refused_for_any_host_but_loopback() -> None:
 
 @contextmanager
 def server_log() -> Generator[io.StringIO]:
-    """Everything the server logs at DEBUG, HTTP libraries included, as its stderr handler writes it."""
+    """Everything logged at DEBUG, HTTP libraries included, by the server's handler and by a plain one of the kind
+    the SDK or uvicorn install (placed first, so it sees each record before our handler's filter touches it)."""
     buffer = io.StringIO()
+    foreign = logging.StreamHandler(buffer)
+    foreign.setFormatter(logging.Formatter("%(name)s %(message)s"))
     configure_logging("DEBUG", stream=buffer)
     root = logging.getLogger()
     handler = next(h for h in root.handlers if getattr(h, "_experiture", False))
@@ -278,11 +281,13 @@ def server_log() -> Generator[io.StringIO]:
     levels = [root.level, *(lg.level for lg in loud)]
     previous = handler.setStream(buffer)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     root.setLevel(logging.DEBUG)
+    root.handlers.insert(0, foreign)
     for lg in loud:
         lg.setLevel(logging.DEBUG)
     try:
         yield buffer
     finally:
+        root.removeHandler(foreign)
         handler.setStream(previous)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
         root.setLevel(levels[0])
         for lg, level in zip(loud, levels[1:], strict=True):
