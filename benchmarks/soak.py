@@ -18,21 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests._fault_api import FaultAPI, drip, hang, huge, record_bodies, reply, reset_mid_body  # shared with the tests
+
 from benchmarks.rpc import RpcError, StdioSession, base_env
 from benchmarks.upstream import Upstream
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-# The fault API is shared with the fault-injection tests.
-from _fault_api import (
-    FaultAPI,
-    drip,
-    hang,
-    huge,
-    record_bodies,
-    reply,
-    reset_mid_body,
-)
 
 OUT = Path(__file__).with_name("SOAK.md")
 TOOLS = ("get_status", "get_summary", "get_metrics")
@@ -202,7 +192,7 @@ def report(r: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--fault-rate", type=float, default=0.1)
