@@ -111,6 +111,9 @@ FAULTS: dict[str, Fault] = {
         lambda api: api.always(reply(429, API_ERROR, Retry_After=retry_after_date(120))),
         ("rate-limiting", "gave up after 1 attempt", "Retry in 1"),
     ),
+    "429 asking for an absurd wait": Fault(
+        lambda api: api.always(reply(429, API_ERROR, Retry_After="9" * 400)), ("rate-limiting", "Retry in 86400 s")
+    ),
     "429 without Retry-After": Fault(
         lambda api: api.always(reply(429, API_ERROR)), ("rate-limiting", "gave up after 4 attempts", "Retry in 30 s")
     ),

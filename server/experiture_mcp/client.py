@@ -223,7 +223,8 @@ _TOKEN_CHARS = re.compile(r"[!-~]+")  # visible ASCII: what a bearer token may h
 
 
 def _unavailable(cause: APIError, tries: int) -> Unavailable:
-    wait = math.ceil(cause.retry_after) if cause.retry_after else SUGGESTED_RETRY_SECONDS
+    # The API's own figure, rounded up, but never more than a day: a huge Retry-After is a bug, not advice.
+    wait = min(math.ceil(cause.retry_after), 86400) if cause.retry_after else SUGGESTED_RETRY_SECONDS
     return Unavailable(cause, attempts=tries, retry_after=float(wait))
 
 
@@ -246,7 +247,7 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), 1e9)  # a 400-digit value would be inf
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
