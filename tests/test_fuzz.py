@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any, cast
 
 import httpx2
@@ -19,7 +21,7 @@ from pydantic import BaseModel, SecretStr
 
 from _fault_api import FaultAPI, record_bodies, reply
 from conftest import NOW, frozen_clock
-from experiture_mcp.client import CampaignClient, _parse  # pyright: ignore[reportPrivateUsage]
+from experiture_mcp.client import CampaignClient, _parse, retry_after_seconds  # pyright: ignore[reportPrivateUsage]
 from experiture_mcp.config import Settings
 from experiture_mcp.errors import APIError, InvalidCampaignId
 from experiture_mcp.models import CampaignMetrics, CampaignStatus, CampaignSummary, is_campaign_id
@@ -157,6 +159,13 @@ def test_any_timestamp_in_any_time_zone_renders_or_is_a_bad_response(moments: li
         "execution": {"state": "completed", "lastExecution": run},
     }
     _check_one_answer("status", 200, json.dumps({"success": True, "data": data}).encode())
+
+
+@settings(FUZZ, max_examples=100)
+@given(value=st.text() | st.datetimes().map(lambda d: format_datetime(d.replace(tzinfo=UTC))) | st.integers(0).map(str))
+def test_any_retry_after_value_is_a_finite_wait_or_none(value: str) -> None:
+    wait = retry_after_seconds(value)
+    assert wait is None or (wait >= 0 and math.isfinite(wait))
 
 
 @pytest.fixture(scope="module")
