@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import httpx2
 
-from benchmarks.rpc import HttpSession, RpcError, _cpu_seconds, base_env  # pyright: ignore[reportPrivateUsage]
+from benchmarks.rpc import HttpSession, RpcError, base_env, cpu_seconds
 from benchmarks.upstream import Upstream
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 
@@ -91,7 +91,7 @@ def _tree_cpu_seconds(pid: int) -> float:
     """CPU used so far by a process and its children (uvicorn's workers)."""
     with open(f"/proc/{pid}/task/{pid}/children") as children:
         pids = [pid, *(int(child) for child in children.read().split())]
-    return sum(_cpu_seconds(p) for p in pids)
+    return sum(cpu_seconds(p) for p in pids)
 
 
 async def _round(url: str, key: str, clients: int, seconds: float, server_pid: int) -> Round:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx2
 
-__all__ = ["PROTOCOL_VERSION", "HttpSession", "RpcError", "StdioSession"]
+__all__ = ["PROTOCOL_VERSION", "HttpSession", "RpcError", "StdioSession", "base_env", "cpu_seconds"]
 
 PROTOCOL_VERSION = "2025-11-25"  # the era most hosts speak today: initialize, then requests
 INITIALIZE = {
@@ -102,7 +102,7 @@ class StdioSession:
     def cpu_seconds(self) -> float:
         """User plus system CPU time the server process has used so far."""
         assert self.proc is not None
-        return _cpu_seconds(self.proc.pid)
+        return cpu_seconds(self.proc.pid)
 
     async def close(self) -> None:
         if self.proc is None:
@@ -149,7 +149,8 @@ class HttpSession:
         await self._http.aclose()
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time process `pid` has used so far."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -25,7 +25,7 @@ from typing import Any
 import httpx2
 
 from benchmarks.facts import FactCheck, approx_tokens, check_facts
-from benchmarks.rpc import HttpSession, StdioSession, base_env
+from benchmarks.rpc import HttpSession, StdioSession, base_env, cpu_seconds
 from benchmarks.upstream import Upstream
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 
@@ -69,6 +69,7 @@ class Results:
     )
     startup: dict[str, list[float]] = field(default_factory=dict[str, list[float]])  # phase -> seconds per run
     own_work: dict[str, float] = field(default_factory=dict[str, float])  # step -> seconds per get_status call
+    serve_cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict[str, dict[str, list[float]]])
     http_note: str = ""
     listing: Json = field(default_factory=dict[str, Any])
     floor_listing: Json = field(default_factory=dict[str, Any])
@@ -169,7 +170,13 @@ async def throughput(call: Call, inflight: int, seconds: float) -> tuple[float, 
 
 
 async def measure_throughput(
-    transport: str, calls: dict[str, Call], api: Upstream, rounds: int, seconds: float, out: Results
+    transport: str,
+    calls: dict[str, Call],
+    cpu: dict[str, Callable[[], float]],
+    api: Upstream,
+    rounds: int,
+    seconds: float,
+    out: Results,
 ) -> None:
     labels = list(calls)
     for level in LEVELS:
@@ -177,9 +184,12 @@ async def measure_throughput(
             await throughput(calls[label], level, 0.3)
         for r in range(rounds):
             for label in labels[r % 2 :] + labels[: r % 2]:
-                before = api.connections
+                before, used = api.connections, cpu[label]()
                 rate, done = await throughput(calls[label], level, seconds)
                 opened = api.connections - before
+                spent = out.serve_cpu.setdefault(transport, {}).setdefault(label, [0.0, 0.0])
+                spent[0] += cpu[label]() - used
+                spent[1] += done
                 out.rate.setdefault(transport, {}).setdefault(label, {}).setdefault(level, []).append(rate)
                 total = out.conns.setdefault(transport, {}).setdefault(label, {}).get(level, (0, 0))
                 out.conns[transport][label][level] = (total[0] + opened, total[1] + done)
@@ -307,6 +317,7 @@ async def measure_http(pair: tuple[Server, Server], api: Upstream, rounds: int, 
     procs: list[asyncio.subprocess.Process] = []
     sessions: list[HttpSession] = []
     calls: dict[str, Call] = {}
+    cpu: dict[str, Callable[[], float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         try:
             for server in contenders:
@@ -315,8 +326,9 @@ async def measure_http(pair: tuple[Server, Server], api: Upstream, rounds: int, 
                 session = HttpSession(url, ACCESS_KEY if server is pair[0] else None)
                 sessions.append(session)
                 calls[server.label] = _tool_call(session)
+                cpu[server.label] = lambda pid=proc.pid: cpu_seconds(pid)
                 await calls[server.label]()
-            await measure_throughput("HTTP", calls, api, rounds, seconds, out)
+            await measure_throughput("HTTP", calls, cpu, api, rounds, seconds, out)
         finally:
             for session in sessions:
                 await session.close()
@@ -341,7 +353,7 @@ async def run(args: argparse.Namespace) -> Results:
                 stdio = {pair[0].label: _tool_call(ours), pair[1].label: _tool_call(floor)}
                 cpu = {pair[0].label: ours.cpu_seconds, pair[1].label: floor.cpu_seconds}
                 await measure_latency({**stdio, "direct httpx2 GET": _direct_get(http)}, cpu, args.calls, out)
-                await measure_throughput("stdio", stdio, api, args.rounds, args.seconds, out)
+                await measure_throughput("stdio", stdio, cpu, api, args.rounds, args.seconds, out)
                 await measure_tokens(ours, floor, http, out)
                 measure_own_work((await http.get(f"campaigns/{CAMPAIGN}/status")).content, out)
             finally:
@@ -529,15 +541,18 @@ def _throughput(out: Results, args: argparse.Namespace) -> list[str]:
     if out.http_note:
         rows += [out.http_note, ""]
     rows += [
-        "| transport | server | " + " | ".join(f"{n} in flight" for n in LEVELS) + " | upstream connections opened |",
-        "|---|---|" + "---|" * len(LEVELS) + "---|",
+        "| transport | server | "
+        + " | ".join(f"{n} in flight" for n in LEVELS)
+        + " | server CPU per call | upstream connections opened |",
+        "|---|---|" + "---|" * len(LEVELS) + "---|---|",
     ]
     for transport, by_server in out.rate.items():
         for label, by_level in by_server.items():
             cells = " | ".join(f"{statistics.median(by_level[n]):.0f}" for n in LEVELS)
             conns = out.conns[transport][label]
             opened = ", ".join(f"{conns[n][0]} for {conns[n][1]:,} calls" for n in LEVELS)
-            rows.append(f"| {transport} | {label} | {cells} | {opened} |")
+            spent, done = out.serve_cpu[transport][label]
+            rows.append(f"| {transport} | {label} | {cells} | {_ms(spent / done)} | {opened} |")
     return [*rows, ""]
 
 
