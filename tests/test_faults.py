@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import httpx2
 import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
@@ -27,7 +28,7 @@ from _fault_api import (
 )
 from conftest import frozen_clock
 from experiture_mcp.config import Settings
-from experiture_mcp.logs import configure_logging
+from experiture_mcp.logs import configure_logging, register_secret
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 from experiture_mcp.server import build_server
 
@@ -343,3 +344,16 @@ async def test_a_pasted_line_break_around_the_token_is_ignored(api: FaultAPI) ->
         result, _ = await timed_status(mcp)
     assert not result.is_error
     assert api.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.anyio
+async def test_a_traceback_that_quotes_the_token_is_redacted_for_every_handler(api: FaultAPI) -> None:
+    register_secret(TOKEN)
+    with server_log() as log:
+        async with httpx2.AsyncClient() as http:
+            try:  # h11 refuses the header and quotes its value, token included, in the exception
+                await http.get(f"{api.url}/x", headers={"Authorization": f"Bearer {TOKEN}\r\nX-Injected: 1"})
+            except httpx2.HTTPError:
+                logging.getLogger("experiture_mcp.client").exception("request failed")
+    assert "Traceback" in log.getvalue() and "LocalProtocolError" in log.getvalue()
+    assert TOKEN not in log.getvalue()
