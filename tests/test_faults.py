@@ -161,7 +161,7 @@ FAULTS: dict[str, Fault] = {
         lambda api: api.always(huge(10 * 1024 * 1024, chunked=True)), ("exceeds the 1048576 byte limit",)
     ),
     "body dripped one byte at a time": Fault(
-        lambda api: api.always(drip(0.02)), ("temporarily unavailable", "no complete answer within 0.2 s")
+        lambda api: api.always(drip(0.02)), ("temporarily unavailable", "no complete answer within 0.25 s")
     ),
     "400 for the request": Fault(lambda api: api.always(reply(400, API_ERROR)), ("refused the request", "HTTP 400")),
 }

@@ -155,7 +155,7 @@ class CampaignClient:
         if answer is None and limit < self._settings.timeout_seconds:
             raise UpstreamTimeout(f"no usable answer within the {self._settings.deadline_seconds:g} s deadline")
         if answer is None:
-            raise UpstreamTimeout(f"no complete answer within {_seconds(limit)} s")
+            raise UpstreamTimeout(f"no complete answer within {self._settings.timeout_seconds:g} s")
         return _parse(*answer, model)
 
     async def _fetch(self, path: str, token: str) -> tuple[int, httpx2.Headers, bytes]:
@@ -226,10 +226,6 @@ def _unavailable(cause: APIError, tries: int) -> Unavailable:
     # The API's own figure, rounded up, but never more than a day: a huge Retry-After is a bug, not advice.
     wait = min(math.ceil(cause.retry_after), 86400) if cause.retry_after else SUGGESTED_RETRY_SECONDS
     return Unavailable(cause, attempts=tries, retry_after=float(wait))
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.1f}".removesuffix(".0")
 
 
 def _json_or_none(body: bytes) -> Any:

@@ -597,7 +597,7 @@ def _explain_unavailable(error: Unavailable) -> tuple[str, str]:
                 "EXPERITURE_TIMEOUT_SECONDS (one request) or EXPERITURE_DEADLINE_SECONDS (the whole call)."
             )
         case ConnectionFailed():
-            reason = f"the connection failed ({_one_line(str(cause), 200)})"
+            reason = f"the connection failed: {_one_line(str(cause), 200)}"
             todo = f"{retry}. If it persists, check the network connection and EXPERITURE_BASE_URL."
         case _:
             reason = "it answered with a temporary server error"
