@@ -149,6 +149,10 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             if not is_campaign_id(campaign_id):
                 raise InvalidCampaignId(campaign_id)
             model = await fetch(state.client, campaign_id, token)
+            result = CallToolResult(
+                content=[TextContent(type="text", text=redact(text(model, state.clock())))],
+                structured_content=redact_any(dump(model)),
+            )
         except ExperitureError as exc:
             log.info("%s %s: %s", tool, campaign_id[:80], exc)
             return _error_result(render_error(tool, campaign_id, exc, over_http=ctx.headers is not None))
@@ -160,10 +164,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
                 "(logged on the server). Retrying will not help; tell the user."
             )
         state.recent.add(token, campaign_id)
-        return CallToolResult(
-            content=[TextContent(type="text", text=redact(text(model, state.clock())))],
-            structured_content=redact_any(dump(model)),
-        )
+        return result
 
     @mcp.tool(title="Campaign setup summary", annotations=READ_ONLY)
     async def get_summary(
