@@ -13,7 +13,7 @@ from typing import Annotated, Any, Protocol, cast
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import Field, WithJsonSchema
 
 from experiture_mcp.client import CampaignClient
@@ -29,7 +29,6 @@ from experiture_mcp.errors import (
     UnsupportedCampaignType,
     UpstreamTimeout,
 )
-from experiture_mcp.logs import redact
 from experiture_mcp.models import (
     UUID_PATTERN,
     Attention,
@@ -45,6 +44,7 @@ from experiture_mcp.models import (
     is_campaign_id,
 )
 from experiture_mcp.render import HIGH_FAILURE_RATE, overview_warnings, render_error, render_overview, short_reason
+from experiture_mcp.results import READ_ONLY, error_result, ok_result
 
 __all__ = ["MAX_CAMPAIGNS", "OVERVIEW_CONCURRENCY", "build_overview", "parse_campaign_ids", "register_overview"]
 
@@ -84,7 +84,6 @@ CampaignIds = Annotated[
         "comma-separated list is also accepted; duplicates are ignored.",
     ),
 ]
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
 
 
 class Recent(Protocol):
@@ -308,12 +307,12 @@ def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any,
         token = request_token(ctx)
         ids = parse_campaign_ids(campaign_ids)
         if not ids:
-            return _error_result(
+            return error_result(
                 "get_overview needs at least one campaign id; none was given.\n"
                 "Call it again with campaign_ids as a JSON array of campaign UUIDs."
             )
         if len(ids) > MAX_CAMPAIGNS:
-            return _error_result(
+            return error_result(
                 f"get_overview accepts at most {MAX_CAMPAIGNS} campaign ids per call; {len(ids)} distinct ids "
                 f"were given. No request was made.\nCall it once per batch of up to {MAX_CAMPAIGNS} ids."
             )
@@ -330,23 +329,16 @@ def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any,
             log.info("get_overview of %d campaigns: %s", len(ids), exc)
             n = sum(is_campaign_id(cid) for cid in ids)
             subject = f"get_overview failed for all {n} campaign{'s' if n != 1 else ''}"
-            return _error_result(
+            return error_result(
                 render_error("get_overview", "", exc, subject=subject, over_http=ctx.headers is not None)
             )
         except Exception:
             log.exception("get_overview of %d campaigns crashed", len(ids))
-            return _error_result(
+            return error_result(
                 "get_overview failed: an internal error in experiture-mcp (logged on the server). "
                 "Retrying will not help; tell the user, and use get_status per campaign meanwhile."
             )
         for row in overview.rows:
             if row.error is None:
                 state.recent.add(token, row.campaign_id)
-        return CallToolResult(
-            content=[TextContent(type="text", text=redact(render_overview(overview, state.clock())))],
-            structured_content=dump(overview),
-        )
-
-
-def _error_result(text: str) -> CallToolResult:
-    return CallToolResult(is_error=True, content=[TextContent(type="text", text=redact(text))])
+        return ok_result(render_overview(overview, state.clock()), dump(overview))

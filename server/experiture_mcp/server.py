@@ -23,8 +23,6 @@ from mcp.types import (
     CompletionContext,
     PromptReference,
     ResourceTemplateReference,
-    TextContent,
-    ToolAnnotations,
 )
 from pydantic import BaseModel, Field
 
@@ -33,12 +31,13 @@ from experiture_mcp.client import CampaignClient
 from experiture_mcp.config import Settings
 from experiture_mcp.doctor import register_access
 from experiture_mcp.errors import CampaignNotFound, ExperitureError, InvalidCampaignId
-from experiture_mcp.logs import redact, redact_any, register_secret
+from experiture_mcp.logs import redact, register_secret
 from experiture_mcp.models import UUID_PATTERN, CampaignMetrics, CampaignStatus, CampaignSummary, dump, is_campaign_id
 from experiture_mcp.overview import register_overview
 from experiture_mcp.prompts import register_prompts
 from experiture_mcp.reference import reference_markdown
 from experiture_mcp.render import render_error, render_metrics, render_status, render_summary
+from experiture_mcp.results import READ_ONLY, error_result, ok_result
 
 __all__ = ["SERVER_NAME", "TOKEN_HEADER", "AppState", "Clock", "build_server"]
 
@@ -57,7 +56,6 @@ CampaignId = Annotated[
         json_schema_extra={"pattern": UUID_PATTERN},
     ),
 ]
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
 INSTRUCTIONS = """\
 Read-only access to Experiture marketing campaigns (public API v1). Campaigns are identified by UUID.
 get_status: is it scheduled, running, done or failed, plus the latest run's times and pipeline counts (campaigns:read).
@@ -149,17 +147,14 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             if not is_campaign_id(campaign_id):
                 raise InvalidCampaignId(campaign_id)
             model = await fetch(state.client, campaign_id, token)
-            result = CallToolResult(
-                content=[TextContent(type="text", text=redact(text(model, state.clock())))],
-                structured_content=redact_any(dump(model)),
-            )
+            result = ok_result(text(model, state.clock()), dump(model))
         except ExperitureError as exc:
             log.info("%s %s: %s", tool, campaign_id[:80], exc)
-            return _error_result(render_error(tool, campaign_id, exc, over_http=ctx.headers is not None))
+            return error_result(render_error(tool, campaign_id, exc, over_http=ctx.headers is not None))
         except Exception:
             # A bug of ours, not the model's: say so plainly instead of the SDK's bare "Error executing tool".
             log.exception("%s %s crashed", tool, campaign_id[:80])
-            return _error_result(
+            return error_result(
                 f"{tool} failed for campaign {campaign_id}: an internal error in experiture-mcp "
                 "(logged on the server). Retrying will not help; tell the user."
             )
@@ -279,7 +274,3 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         return Completion(values=values[:100], total=len(values), has_more=len(values) > 100)
 
     return mcp
-
-
-def _error_result(text: str) -> CallToolResult:
-    return CallToolResult(is_error=True, content=[TextContent(type="text", text=redact(text))])

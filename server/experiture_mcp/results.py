@@ -1,0 +1,25 @@
+"""What every tool shares: its annotations and the two shapes of CallToolResult it returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+
+from experiture_mcp.logs import redact, redact_any
+
+__all__ = ["READ_ONLY", "error_result", "ok_result"]
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+
+
+def ok_result(text: str, structured: dict[str, Any]) -> CallToolResult:
+    """The text the model reads and the structured content, both redacted."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=redact(text))], structured_content=redact_any(structured)
+    )
+
+
+def error_result(text: str) -> CallToolResult:
+    """An isError result whose text is exactly `text`, redacted."""
+    return CallToolResult(is_error=True, content=[TextContent(type="text", text=redact(text))])
