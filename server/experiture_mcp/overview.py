@@ -302,7 +302,7 @@ def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any,
     async def get_overview(
         campaign_ids: CampaignIds, ctx: Context[OverviewState, Any]
     ) -> Annotated[CallToolResult, Overview]:
-        """Status of up to 50 campaigns in one call: one compact row each (name, execution state, last run time, sent, failed, failure rate, warnings), those needing attention first — failed, overdue (pending_or_overdue), status inconsistent, high failure rate, then campaigns that could not be read (not found, unsupported type, missing scope) — and a one-line total. Use it for "which of these campaigns need attention?" or to compare campaigns; then call get_status or get_summary on the few that need a closer look. One campaign's error never fails the call: it gets its own row with the reason. Needs campaigns:read; with analytics:read as well, counts come from get_metrics."""  # noqa: E501
+        """Status of up to 50 campaigns in one call: one row each (name, state, last run, sent, failed, failure rate, warnings), those needing attention first (failed, overdue, inconsistent, high failure rate, unreadable), then a total. Use it for "which campaigns need attention?" or comparisons, then get_status or get_summary on the few that matter. A campaign's error gets its own row and never fails the call. Needs campaigns:read; analytics:read adds metrics counts."""  # noqa: E501
         state = ctx.request_context.lifespan_context
         token = request_token(ctx)
         ids = parse_campaign_ids(campaign_ids)

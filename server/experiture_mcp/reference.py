@@ -78,6 +78,12 @@ def reference_markdown() -> str:
                             SCOPES["get_summary"],
                             "setup: schedule, audience and reach, template, preflight",
                         ),
+                        (
+                            "get_overview",
+                            "status (+ metrics) of up to 50 campaigns",
+                            "campaigns:read (+ analytics:read)",
+                            "which campaigns need attention: one row each, attention first",
+                        ),
                     ],
                 ),
                 "## execution.state (get_status)",
