@@ -59,7 +59,7 @@ CORS_REQUEST_HEADERS = (
     "Last-Event-ID",
     "X-Experiture-Token",
 )
-NEW_KEY_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+NEW_KEY_HINT = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'  # stdout-ok: text of a hint
 
 
 def check_exposure(settings: Settings) -> None:
