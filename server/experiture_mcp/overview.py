@@ -80,8 +80,8 @@ CampaignIds = Annotated[
     ]
     | str,
     Field(
-        description=f"Up to {MAX_CAMPAIGNS} campaign UUIDs, as a JSON array. A JSON array in a string or a "
-        "comma-separated list is also accepted; duplicates are ignored.",
+        description=f"Up to {MAX_CAMPAIGNS} campaign UUIDs as a JSON array (a JSON string or comma-separated list "
+        "also works).",
     ),
 ]
 
@@ -302,7 +302,7 @@ def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any,
     async def get_overview(
         campaign_ids: CampaignIds, ctx: Context[OverviewState, Any]
     ) -> Annotated[CallToolResult, Overview]:
-        """Status of up to 50 campaigns in one call: one row each (name, state, last run, sent, failed, failure rate, warnings), those needing attention first (failed, overdue, inconsistent, high failure rate, unreadable), then a total. Use it for "which campaigns need attention?" or comparisons, then get_status or get_summary on the few that matter. A campaign's error gets its own row and never fails the call. Needs campaigns:read; analytics:read adds metrics counts."""  # noqa: E501
+        """Status of up to 50 campaigns at once: one row each (name, state, last run, sent, failed, failure rate, warnings), those needing attention first, then a total. Use it for "which campaigns need attention?" or comparisons, then get_status or get_summary on the few that matter. A campaign's error gets its own row, not a failed call. Needs campaigns:read (analytics:read adds metrics)."""  # noqa: E501
         state = ctx.request_context.lifespan_context
         token = request_token(ctx)
         ids = parse_campaign_ids(campaign_ids)
