@@ -16,7 +16,7 @@ from mcp.server import MCPServer
 from pydantic import BaseModel
 
 from experiture_mcp.client import CampaignClient, Endpoint
-from experiture_mcp.config import TOKEN_ENV, Settings, is_loopback_host
+from experiture_mcp.config import DEFAULT_BASE_URL, TOKEN_ENV, Settings, is_loopback_host
 from experiture_mcp.errors import (
     APIError,
     BadResponse,
@@ -234,8 +234,8 @@ def _connection_checks(
                     name="Reachable",
                     status="warn",
                     detail=f"something answered (HTTP {answer}), but not with the Experiture API's JSON",
-                    fix="Check that EXPERITURE_BASE_URL is the API's base URL, e.g. "
-                    "https://api.experiture.ai/public/v1, and that no proxy answers instead.",
+                    fix=f"Check that EXPERITURE_BASE_URL is the API's base URL, e.g. {DEFAULT_BASE_URL}, "
+                    "and that no proxy answers instead.",
                 )
             )
         else:

@@ -14,7 +14,7 @@ from pydantic import Field
 from experiture_mcp.models import is_campaign_id
 from experiture_mcp.overview import MAX_CAMPAIGNS, parse_campaign_ids
 
-__all__ = ["NUMBERS", "register_prompts"]
+__all__ = ["register_prompts"]
 
 CampaignId = Annotated[str, Field(description="The campaign's UUID, e.g. 4130bada-9264-465f-bc0c-a26bebcfcc81.")]
 CampaignIds = Annotated[

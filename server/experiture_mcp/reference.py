@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from experiture_mcp.render import EXECUTION_STATES, REACH_STATUSES, SCOPES, TIMEZONE_SOURCES
 
-__all__ = ["ERROR_CODES", "reference_markdown"]
+__all__ = ["reference_markdown"]
 
 ERROR_CODES = (
     (
@@ -39,7 +39,12 @@ ERROR_CODES = (
     ),
     ("(HTTP 401)", 401, "The token is missing, invalid or expired.", "Set a new EXPERITURE_API_TOKEN."),
     ("(HTTP 429)", 429, "Rate limited.", "Wait for Retry-After, then retry."),
-    ("(HTTP 502/503/504)", 503, "Experiture is temporarily unavailable.", "Retry in a minute."),
+    (
+        "(any other 5xx)",
+        "5xx",
+        "Experiture server error, usually temporary (502, 503 and 504 are already retried within the call).",
+        "Retry in a minute; if it persists, Experiture may be having an outage.",
+    ),
 )
 
 

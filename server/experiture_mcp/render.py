@@ -41,6 +41,7 @@ from experiture_mcp.models import (
 
 __all__ = [
     "EXECUTION_STATES",
+    "HIGH_FAILURE_RATE",
     "REACH_STATUSES",
     "SCOPES",
     "TIMEZONE_SOURCES",
@@ -79,6 +80,7 @@ TIMEZONE_SOURCES = {
 FLOW = ("scheduled", "hydrated", "composed", "injected")  # then injected splits into sent and failed
 HIGH_FAILURE_RATE = 0.05
 
+_UTC_NAMES = ("UTC", "ETC/UTC", "Z")  # zone names that add nothing to the UTC time already shown
 _INVISIBLE = re.compile(r"\s+")
 _HIDDEN = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})  # controls, format (zero-width, bidi), private, unassigned
 
@@ -115,6 +117,10 @@ def _n(value: int) -> str:
     return f"{value:,}"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _pct(part: int, whole: int) -> str:
     if whole == 0:
         return "n/a"
@@ -143,7 +149,7 @@ def _relative(moment: datetime, now: datetime) -> str:
 
 
 def _zone(name: str | None) -> ZoneInfo | None:
-    if not name or len(name) > 64 or name.upper() in ("UTC", "ETC/UTC", "Z"):
+    if not name or len(name) > 64 or name.upper() in _UTC_NAMES:
         return None
     try:
         return ZoneInfo(name)
@@ -165,7 +171,7 @@ def describe_time(moment: datetime, timezone: str | None, now: datetime) -> str:
     if zone is not None:
         local = utc.astimezone(zone)
         text += f" = {_clock(local, local.date() != utc.date())} {local.tzname()} {timezone}"
-    elif timezone and timezone.upper() not in ("UTC", "ETC/UTC", "Z"):
+    elif timezone and timezone.upper() not in _UTC_NAMES:
         text += f" (unknown time zone {quote(timezone, 40)})"
     return f"{text} ({_relative(utc, now)})"
 
@@ -308,7 +314,9 @@ def render_summary(s: CampaignSummary, now: datetime) -> str:
         else:
             lines.append("Counts: none (no execution has produced counts yet)")
         due = s.schedule.send_at if isinstance(s.schedule, DigitalSendSchedule) else None
-        warnings += _state_warnings(ex.status, ex.counts, due, now)
+        warnings += _state_warnings(
+            ex.status, ex.counts, due, now, "the preflight checks above" if s.preflight else "the setup above"
+        )
     if s.links:
         lines.append("Links: " + ", ".join(f"{_plain(k)} {_plain(v)}" for k, v in s.links.items()))
     return _warnings(lines, warnings)
@@ -374,15 +382,19 @@ def _preflight(s: CampaignSummary, warnings: list[str]) -> str:
     return f"Preflight: {_plain(p.status)} — {shown}"
 
 
-def _state_warnings(state: str, counts: Counts | None, due: datetime | None, now: datetime) -> list[str]:
+def _state_warnings(
+    state: str,
+    counts: Counts | None,
+    due: datetime | None,
+    now: datetime,
+    checks: str = "the preflight checks (get_summary)",
+) -> list[str]:
     warnings = _failure_warning(counts)
     if state == "pending_or_overdue":
         late = f" by {_span(now - due)}" if due is not None and due < now else ""
         warnings.append(f"The send is overdue{late}: its time has passed but no execution has started.")
     elif state == "failed":
-        warnings.append(
-            "The latest execution failed: the preflight checks (get_summary) may show why; tell the campaign owner."
-        )
+        warnings.append(f"The latest execution failed: {checks} may show why; tell the campaign owner.")
     elif state == "not_scheduled" and counts is None:
         warnings.append("Not scheduled and never run: nothing will send until a schedule is set.")
     elif state == "scheduled" and counts is None:
@@ -585,7 +597,7 @@ def _explain(tool: str, error: ExperitureError, over_http: bool) -> tuple[str, s
 
 def _explain_unavailable(error: Unavailable) -> tuple[str, str]:
     cause = error.cause
-    tries = f"gave up after {error.attempts} attempt{'s' if error.attempts != 1 else ''}"
+    tries = f"gave up after {_count(error.attempts, 'attempt')}"
     retry = f"Retry in {error.retry_after:g} s"
     match cause:
         case RateLimited():
@@ -675,10 +687,6 @@ def _overview_row(r: OverviewRow, now: datetime) -> str:
             counts += f" · failure rate {_pct(r.failed, r.sent + r.failed)}"
         parts.append(counts + (f" (from get_{r.counts_from})" if r.state is None else ""))
     return "- " + " · ".join(parts) + ("".join(f" ⚠ {w}" for w in r.warnings))
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def render_overview(o: Overview, now: datetime) -> str:
