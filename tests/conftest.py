@@ -14,6 +14,7 @@ import anyio
 import pytest
 import uvicorn
 from mcp import Client
+from mcp.types import CallToolResult, TextContent
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,6 +30,13 @@ ERAS = ["legacy", "auto"]  # 2025-11-25 (initialize) and 2026-07-28 (server/disc
 
 def frozen_clock() -> datetime:
     return NOW
+
+
+def text_of(result: CallToolResult) -> str:
+    """The one text block of a tool result: what the model reads."""
+    (block,) = result.content
+    assert isinstance(block, TextContent)
+    return block.text
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx2
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 from pydantic import SecretStr
 
 from _fault_api import (
@@ -26,7 +26,7 @@ from _fault_api import (
     reset_mid_body,
     retry_after_date,
 )
-from conftest import frozen_clock
+from conftest import frozen_clock, text_of
 from experiture_mcp.config import Settings
 from experiture_mcp.logs import configure_logging, register_secret
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
@@ -65,10 +65,6 @@ def fault_settings(api: FaultAPI, **overrides: float) -> Settings:
 async def mcp(api: FaultAPI, era: str) -> AsyncIterator[Client]:
     async with Client(build_server(fault_settings(api), clock=frozen_clock), mode=era) as c:  # type: ignore[arg-type]
         yield c
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
 
 
 async def timed_status(mcp: Client) -> tuple[CallToolResult, float]:

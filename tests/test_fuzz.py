@@ -16,11 +16,10 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
-from mcp.types import TextContent
 from pydantic import BaseModel, SecretStr
 
 from _fault_api import FaultAPI, record_bodies, reply
-from conftest import NOW, frozen_clock
+from conftest import NOW, frozen_clock, text_of
 from experiture_mcp.client import CampaignClient, _parse, retry_after_seconds  # pyright: ignore[reportPrivateUsage]
 from experiture_mcp.config import Settings
 from experiture_mcp.errors import APIError, InvalidCampaignId
@@ -217,7 +216,7 @@ def mcp(portal: BlockingPortal, fault_api: FaultAPI) -> Iterator[Client]:
 
 def _call(portal: BlockingPortal, mcp: Client, tool: str, campaign_id: str) -> str:
     result = portal.call(mcp.call_tool, tool, {"campaign_id": campaign_id})
-    text = "\n".join(b.text for b in result.content if isinstance(b, TextContent))
+    text = text_of(result)
     assert "internal error" not in text  # our catch-all for a bug in a tool
     assert "Error executing tool" not in text  # the SDK's, for an exception that escaped the tool
     return text

@@ -11,11 +11,11 @@ import anyio
 import jsonschema
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 from pydantic import SecretStr
 
 from _snapshot import assert_snapshot
-from conftest import Instrumented, ServedApp, connect, frozen_clock
+from conftest import Instrumented, ServedApp, connect, frozen_clock, text_of
 from experiture_mcp.config import Settings
 from experiture_mcp.overview import MAX_CAMPAIGNS, OVERVIEW_CONCURRENCY, parse_campaign_ids
 from experiture_mcp.sandbox import ANALYTICS_ONLY_TOKEN, CAMPAIGNS_ONLY_TOKEN, DEMO_CAMPAIGNS, create_app
@@ -23,12 +23,6 @@ from experiture_mcp.sandbox import ANALYTICS_ONLY_TOKEN, CAMPAIGNS_ONLY_TOKEN, D
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 EVERY_ID = [*DEMO_CAMPAIGNS.values(), UNKNOWN, "not-a-uuid"]
 RANK = {"failed": 0, "pending_or_overdue": 1, "inconsistent": 2, "high_failure_rate": 3, "error": 4, None: 5}
-
-
-def text_of(result: CallToolResult) -> str:
-    (block,) = result.content
-    assert isinstance(block, TextContent)
-    return block.text
 
 
 async def overview(client: Client, campaign_ids: Any) -> CallToolResult:

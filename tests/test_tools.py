@@ -13,13 +13,12 @@ from mcp.types import (
     INVALID_PARAMS,
     CallToolResult,
     ResourceTemplateReference,
-    TextContent,
     TextResourceContents,
 )
 from pydantic import SecretStr
 
 from _snapshot import assert_snapshot, snapshot_mismatch
-from conftest import connect, free_port
+from conftest import connect, free_port, text_of
 from experiture_mcp.config import Settings
 from experiture_mcp.models import UUID_PATTERN
 from experiture_mcp.render import SCOPES
@@ -35,13 +34,6 @@ REFUSED = {
     ("onboarding-journey", "get_metrics"),
     ("loyalty-inconsistent", "get_status"),
 }
-
-
-def text_of(result: CallToolResult) -> str:
-    assert len(result.content) == 1
-    block = result.content[0]
-    assert isinstance(block, TextContent)
-    return block.text
 
 
 async def call(client: Client, tool: str, campaign_id: str) -> CallToolResult:

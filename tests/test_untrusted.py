@@ -13,11 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp import Client
-from mcp.types import TextContent
 from pydantic import SecretStr
 
 from _fault_api import FaultAPI, record_bodies, reply
-from conftest import NOW, frozen_clock
+from conftest import NOW, frozen_clock, text_of
 from experiture_mcp.config import Settings
 from experiture_mcp.errors import error_from_response
 from experiture_mcp.models import CampaignStatus
@@ -73,7 +72,7 @@ def with_strings(value: Any, new: str, key: str = "") -> Any:
 @pytest.mark.parametrize("tool", TOOLS)
 async def test_the_demo_injection_campaign_stays_one_quoted_line_of_data(client: Client, tool: str) -> None:
     result = await client.call_tool(tool, {"campaign_id": INJECTION})
-    text = "\n".join(b.text for b in result.content if isinstance(b, TextContent))
+    text = text_of(result)
     assert not result.is_error
     assert_clean(text)
     assert not re.search(r"(?m)^(#|SYSTEM|Ignore)", text)
@@ -118,7 +117,7 @@ async def texts_for(client: Client, payload: str) -> dict[str, str]:
     for tool in TOOLS:
         result = await client.call_tool(tool, {"campaign_id": cid})
         assert not result.is_error, (tool, payload)
-        out[tool] = "\n".join(b.text for b in result.content if isinstance(b, TextContent))
+        out[tool] = text_of(result)
     return out
 
 
@@ -140,7 +139,7 @@ async def test_a_hostile_api_error_message_stays_inside_its_quotes(hostile_api: 
         body = {"success": False, "error": {"code": payload, "message": payload}}
         hostile_api.plan(reply(404, body))
         result = await hostile.call_tool("get_status", {"campaign_id": DEMO_CAMPAIGNS["spring-dm"]})
-        text = "\n".join(b.text for b in result.content if isinstance(b, TextContent))
+        text = text_of(result)
         lines = text.split("\n")
         assert len(lines) == 2, payload  # what happened; what to do
         assert lines[1].startswith("Do not retry the same id."), payload
