@@ -19,12 +19,12 @@ import httpx2
 import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, ResourceTemplateReference, TextContent, TextResourceContents
+from mcp.types import CallToolResult, ResourceTemplateReference, TextResourceContents
 from pydantic import SecretStr
 from starlette.types import Receive, Scope, Send
 
 from _snapshot import assert_snapshot
-from conftest import ServedApp, connect, free_port, frozen_clock
+from conftest import ServedApp, connect, free_port, frozen_clock, text_of
 from experiture_mcp.config import ConfigError, Settings
 from experiture_mcp.hosted import HEALTH_PATH, MCP_PATH, WORKER_HEADER, build_app
 from experiture_mcp.sandbox import (
@@ -134,12 +134,6 @@ async def http_client(url: str, era: str, headers: dict[str, str], seen: Seen | 
 def authorized(token: str | None = None) -> dict[str, str]:
     headers = {"Authorization": f"Bearer {ACCESS_KEY}"}
     return headers if token is None else {**headers, "X-Experiture-Token": token}
-
-
-def text_of(result: CallToolResult) -> str:
-    block = result.content[0]
-    assert isinstance(block, TextContent)
-    return block.text
 
 
 async def post(url: str, payload: Any, headers: dict[str, str]) -> httpx2.Response:
@@ -363,6 +357,7 @@ async def test_no_token_or_access_key_reaches_a_response_or_log_record(
 
     assert rejected.is_error
     assert "rejected the token" in text_of(rejected)
+    assert "X-Experiture-Token header" in text_of(rejected)  # the caller's own token is the one to replace
     assert "rejected the token" in resource_error.value.error.message
     assert refused.status_code == 401
     messages = [record.getMessage() for record in caplog.records]

@@ -32,6 +32,7 @@ from experiture_mcp.render import SCOPES
 __all__ = [
     "ACCESS_TTL_SECONDS",
     "NIL_UUID",
+    "RETRY_TTL_SECONDS",
     "AccessCache",
     "AccessReport",
     "diagnose",

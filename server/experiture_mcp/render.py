@@ -514,6 +514,13 @@ def _explain(tool: str, error: ExperitureError, over_http: bool) -> tuple[str, s
                 "No request was made.",
                 "Ask the user for the campaign's UUID (shown in Experiture's campaign URL) and call again.",
             )
+        case Unauthorized() if over_http:
+            return (
+                "the Experiture API rejected the token: it is missing, invalid or expired.",
+                "Retrying will not help. Ask the user to create a new API token in Experiture and send it in the "
+                "X-Experiture-Token header of this server's entry in their MCP client settings, or, if they send no "
+                "such header, to ask the server's operator to replace EXPERITURE_API_TOKEN.",
+            )
         case Unauthorized():
             return (
                 "the Experiture API rejected the token: it is missing, invalid or expired.",
