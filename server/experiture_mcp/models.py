@@ -10,6 +10,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "CAMPAIGN_ID_DESCRIPTION",
+    "EXAMPLE_CAMPAIGN_ID",
     "UUID_PATTERN",
     "Attention",
     "Audience",
@@ -38,6 +40,8 @@ __all__ = [
     "is_campaign_id",
 ]
 
+EXAMPLE_CAMPAIGN_ID = "4130bada-9264-465f-bc0c-a26bebcfcc81"  # the API reference's own example
+CAMPAIGN_ID_DESCRIPTION = f"The campaign's UUID, e.g. {EXAMPLE_CAMPAIGN_ID}."
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _UUID_RE = re.compile(UUID_PATTERN)
 

@@ -11,12 +11,12 @@ from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.types import INVALID_PARAMS
 from pydantic import Field
 
-from experiture_mcp.models import is_campaign_id
+from experiture_mcp.models import CAMPAIGN_ID_DESCRIPTION, EXAMPLE_CAMPAIGN_ID, is_campaign_id
 from experiture_mcp.overview import MAX_CAMPAIGNS, parse_campaign_ids
 
 __all__ = ["register_prompts"]
 
-CampaignId = Annotated[str, Field(description="The campaign's UUID, e.g. 4130bada-9264-465f-bc0c-a26bebcfcc81.")]
+CampaignId = Annotated[str, Field(description=CAMPAIGN_ID_DESCRIPTION)]
 CampaignIds = Annotated[
     str,
     Field(description=f"Two to {MAX_CAMPAIGNS} campaign UUIDs, separated by commas (a JSON array also works)."),
@@ -38,7 +38,7 @@ def _one_id(campaign_id: str) -> str:
     if not is_campaign_id(campaign_id):
         raise MCPError(
             INVALID_PARAMS,
-            f"campaign_id {campaign_id[:60]!r} is not a campaign UUID (like 4130bada-9264-465f-bc0c-a26bebcfcc81).",
+            f"campaign_id {campaign_id[:60]!r} is not a campaign UUID (like {EXAMPLE_CAMPAIGN_ID}).",
         )
     return campaign_id.lower()
 

@@ -27,6 +27,7 @@ from experiture_mcp.errors import (
     UpstreamTimeout,
 )
 from experiture_mcp.models import (
+    EXAMPLE_CAMPAIGN_ID,
     AudienceMember,
     CampaignMetrics,
     CampaignStatus,
@@ -510,8 +511,7 @@ def _explain(tool: str, error: ExperitureError, over_http: bool) -> tuple[str, s
             )
         case InvalidCampaignId():
             return (
-                "it is not a campaign id; ids are UUIDs like 4130bada-9264-465f-bc0c-a26bebcfcc81. "
-                "No request was made.",
+                f"it is not a campaign id; ids are UUIDs like {EXAMPLE_CAMPAIGN_ID}. No request was made.",
                 "Ask the user for the campaign's UUID (shown in Experiture's campaign URL) and call again.",
             )
         case Unauthorized() if over_http:

@@ -31,7 +31,15 @@ from experiture_mcp.config import Settings
 from experiture_mcp.doctor import register_access
 from experiture_mcp.errors import CampaignNotFound, ExperitureError, InvalidCampaignId
 from experiture_mcp.logs import redact, register_secret
-from experiture_mcp.models import UUID_PATTERN, CampaignMetrics, CampaignStatus, CampaignSummary, dump, is_campaign_id
+from experiture_mcp.models import (
+    CAMPAIGN_ID_DESCRIPTION,
+    UUID_PATTERN,
+    CampaignMetrics,
+    CampaignStatus,
+    CampaignSummary,
+    dump,
+    is_campaign_id,
+)
 from experiture_mcp.overview import register_overview
 from experiture_mcp.prompts import register_prompts
 from experiture_mcp.reference import reference_markdown
@@ -50,10 +58,7 @@ M = TypeVar("M", bound=BaseModel)
 CampaignId = Annotated[
     str,
     # The pattern is published for clients but checked by us, so a bad id gets our clear error, not pydantic's.
-    Field(
-        description="The campaign's UUID, e.g. 4130bada-9264-465f-bc0c-a26bebcfcc81.",
-        json_schema_extra={"pattern": UUID_PATTERN},
-    ),
+    Field(description=CAMPAIGN_ID_DESCRIPTION, json_schema_extra={"pattern": UUID_PATTERN}),
 ]
 INSTRUCTIONS = """\
 Read-only access to Experiture marketing campaigns (public API v1). Campaigns are identified by UUID.
