@@ -260,7 +260,7 @@ Attention = Literal["failed", "pending_or_overdue", "inconsistent", "high_failur
 class OverviewError(_Model):
     """Why one campaign of an overview could not be read in full."""
 
-    endpoint: Literal["status", "metrics", "none"] = Field(description="The call that failed; none: no request made.")
+    endpoint: Literal["status", "none"] = Field(description="The call that failed; none: no request made.")
     http_status: int | None = None
     code: str | None = Field(default=None, description="The API's error code, when it gave one.")
     reason: str = Field(description="Short reason, with what to do when retrying would help.")
