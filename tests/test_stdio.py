@@ -96,3 +96,15 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) 
         main(["--version"])
 
     assert (exited.value.code, capsys.readouterr().out.strip()) == (0, f"experiture-mcp {__version__}")
+
+
+def test_experiture_demo_in_the_environment_means_the_same_as_the_demo_flag(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Hosted workers receive their settings through the environment, --demo included.
+    monkeypatch.setenv("EXPERITURE_DEMO", "1")
+
+    code = main(["call", "get_metrics", SPRING])
+
+    assert code == 0
+    assert capsys.readouterr().out.startswith(f"Metrics of campaign {SPRING}, latest execution")

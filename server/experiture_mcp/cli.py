@@ -144,16 +144,16 @@ def _settings(args: argparse.Namespace) -> Settings:
         for k, v in vars(args).items()
         if k in ("base_url", "timeout_seconds", "deadline_seconds", "log_level") or k.startswith("mcp_")
     }
-    if args.demo:
-        from experiture_mcp.sandbox import DEMO_TOKEN
-
-        overrides["demo"] = True
-        overrides["base_url"] = DEMO_BASE_URL
-        settings = Settings(**overrides)
-        if settings.api_token is None:  # a demo token from the environment picks a demo scope set
-            settings = settings.model_copy(update={"api_token": SecretStr(DEMO_TOKEN)})
+    settings = Settings(**overrides)
+    if not (args.demo or settings.demo):  # --demo, or EXPERITURE_DEMO=1 as hosted workers receive it
         return settings
-    return Settings(**overrides)
+    from experiture_mcp.sandbox import DEMO_TOKEN
+
+    demo: dict[str, Any] = {"demo": True, "base_url": DEMO_BASE_URL}
+    settings = Settings(**(overrides | demo))
+    if settings.api_token is None:  # a demo token from the environment picks a demo scope set
+        settings = settings.model_copy(update={"api_token": SecretStr(DEMO_TOKEN)})
+    return settings
 
 
 def demo_transport(settings: Settings) -> Any:
