@@ -16,7 +16,7 @@ from pydantic import SecretStr, ValidationError
 from experiture_mcp import __version__
 from experiture_mcp.config import TOKEN_ENV, Settings
 
-__all__ = ["demo_transport", "main"]
+__all__ = ["main"]
 
 log = logging.getLogger("experiture_mcp")
 
@@ -156,15 +156,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def demo_transport(settings: Settings) -> Any:
-    """The in-process demo API as an httpx2 transport when settings.demo is on, else None."""
+def _demo_transport(settings: Settings) -> Any:
+    """The in-process demo API transport when settings.demo is on; the demo app loads only then."""
     if not settings.demo:
         return None
-    import httpx2
+    from experiture_mcp.sandbox import demo_transport as transport
 
-    from experiture_mcp.sandbox import create_app
-
-    return httpx2.ASGITransport(app=create_app())
+    return transport(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -188,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from experiture_mcp.doctor import run_doctor
 
         token_set = settings.token is not None
-        return run_doctor(settings, [], token_set=token_set, as_json=args.json, transport=demo_transport(settings))
+        return run_doctor(settings, [], token_set=token_set, as_json=args.json, transport=_demo_transport(settings))
     if args.command == "call":
         return anyio.run(_call, settings, args.tool, args.campaign_id, args.json)
     if args.transport == "http":
@@ -211,7 +209,7 @@ def _serve_stdio(settings: Settings) -> int:
             "To see what a tool answers: experiture-mcp call get_status <campaign-id> --demo\n"
             "Waiting for an MCP client on stdin; press Ctrl-C to quit.\n"
         )
-    server = build_server(settings, transport=demo_transport(settings))
+    server = build_server(settings, transport=_demo_transport(settings))
     try:
         server.run()
     except KeyboardInterrupt:
@@ -225,7 +223,7 @@ async def _call(settings: Settings, tool: str, campaign_id: str, as_json: bool) 
 
     from experiture_mcp.server import build_server
 
-    server = build_server(settings, transport=demo_transport(settings))
+    server = build_server(settings, transport=_demo_transport(settings))
     async with Client(server) as client:
         argument = "campaign_ids" if tool == "get_overview" else "campaign_id"
         result = await client.call_tool(tool, {argument: campaign_id})

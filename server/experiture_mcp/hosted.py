@@ -23,9 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from experiture_mcp import __version__
-from experiture_mcp.cli import demo_transport
 from experiture_mcp.config import ConfigError, Settings, is_loopback_host
 from experiture_mcp.logs import configure_logging, register_secret
+from experiture_mcp.sandbox import demo_transport
 from experiture_mcp.server import Clock, build_server
 
 __all__ = [

@@ -44,7 +44,7 @@ from experiture_mcp.models import (
     is_campaign_id,
 )
 from experiture_mcp.render import HIGH_FAILURE_RATE, overview_warnings, render_error, render_overview, short_reason
-from experiture_mcp.results import READ_ONLY, error_result, ok_result
+from experiture_mcp.results import READ_ONLY, error_result, internal_error_result, ok_result
 
 __all__ = ["MAX_CAMPAIGNS", "OVERVIEW_CONCURRENCY", "build_overview", "parse_campaign_ids", "register_overview"]
 
@@ -334,10 +334,7 @@ def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any,
             )
         except Exception:
             log.exception("get_overview of %d campaigns crashed", len(ids))
-            return error_result(
-                "get_overview failed: an internal error in experiture-mcp (logged on the server). "
-                "Retrying will not help; tell the user, and use get_status per campaign meanwhile."
-            )
+            return internal_error_result("get_overview failed", ", and use get_status per campaign meanwhile")
         for row in overview.rows:
             if row.error is None:
                 state.recent.add(token, row.campaign_id)

@@ -4,13 +4,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+import httpx2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+
+if TYPE_CHECKING:
+    from experiture_mcp.config import Settings
 
 __all__ = [
     "ANALYTICS_ONLY_TOKEN",
@@ -21,6 +25,7 @@ __all__ = [
     "TENANT_B_TOKEN",
     "Clock",
     "create_app",
+    "demo_transport",
 ]
 
 Clock = Callable[[], datetime]
@@ -740,3 +745,8 @@ def create_app(clock: Clock | None = None) -> Starlette:
         Route("/campaigns/{campaign_id}/metrics", metrics, methods=["GET"]),
     ]
     return Starlette(routes=[Mount("/public/v1", routes=routes)], exception_handlers={HTTPException: _http_error})
+
+
+def demo_transport(settings: "Settings") -> httpx2.ASGITransport | None:
+    """The demo API as an in-process httpx2 transport (no port, no network) when settings.demo is on, else None."""
+    return httpx2.ASGITransport(app=create_app()) if settings.demo else None

@@ -44,7 +44,7 @@ from experiture_mcp.overview import register_overview
 from experiture_mcp.prompts import register_prompts
 from experiture_mcp.reference import reference_markdown
 from experiture_mcp.render import render_error, render_metrics, render_status, render_summary
-from experiture_mcp.results import READ_ONLY, error_result, ok_result
+from experiture_mcp.results import READ_ONLY, error_result, internal_error_result, ok_result
 
 __all__ = ["SERVER_NAME", "TOKEN_HEADER", "AppState", "Clock", "build_server"]
 
@@ -156,10 +156,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         except Exception:
             # A bug of ours, not the model's: say so plainly instead of the SDK's bare "Error executing tool".
             log.exception("%s %s crashed", tool, campaign_id[:80])
-            return error_result(
-                f"{tool} failed for campaign {campaign_id}: an internal error in experiture-mcp "
-                "(logged on the server). Retrying will not help; tell the user."
-            )
+            return internal_error_result(f"{tool} failed for campaign {campaign_id}")
         state.recent.add(token, campaign_id)
         return result
 
