@@ -117,6 +117,17 @@ def silent_port() -> Iterator[int]:
         yield int(listener.getsockname()[1])
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """In CI (CI set) a skipped test is a failure: a missing database, browser or client must not pass silently."""
+    report: pytest.TestReport = yield
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every real part must be present: {reason}"
+    return report
+
+
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:  # pyright: ignore[reportUnusedFunction]
     """Settings read EXPERITURE_* variables: a developer's own must not leak into any test."""
