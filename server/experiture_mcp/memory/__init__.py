@@ -1,0 +1,1 @@
+"""Campaign memory: what the server has seen, kept per tenant."""
