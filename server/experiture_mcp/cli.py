@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         help="call one tool through the MCP protocol and print what the model reads",
     )
     call.add_argument("tool", choices=TOOLS)
-    call.add_argument("campaign_id", help="a campaign UUID; for get_overview, several separated by commas")
+    call.add_argument("campaign_id", help="a campaign UUID or link; for get_overview, several separated by commas")
     call.add_argument("--json", action="store_true", help="print the structured content instead of the text")
     doctor = commands.add_parser(
         "doctor",

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 EXAMPLE_CAMPAIGN_ID = "4130bada-9264-465f-bc0c-a26bebcfcc81"  # the API reference's own example
-CAMPAIGN_ID_DESCRIPTION = f"The campaign's UUID, e.g. {EXAMPLE_CAMPAIGN_ID}."
+CAMPAIGN_ID_DESCRIPTION = f"The campaign's UUID, e.g. {EXAMPLE_CAMPAIGN_ID}, or its link."
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _UUID_RE = re.compile(UUID_PATTERN)
 
