@@ -99,11 +99,15 @@ def _read_text(path: Path) -> str:
 
 
 def _header_key(cell: str) -> str:
-    return re.sub(r"[\s_\-]", "", cell).casefold()
+    return re.sub(r"[\s_\-\ufeff]", "", cell).casefold()
 
 
 def _split_tags(cell: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tag.strip() for tag in _TAG_SPLIT.split(cell) if tag.strip()))
+
+
+def _cell(row: list[str], col: int | None) -> str:
+    return row[col] if col is not None and col < len(row) else ""
 
 
 def _first_row(text: str, delimiter: str) -> list[str]:
@@ -150,12 +154,8 @@ def _csv_items(path: Path, text: str) -> list[_Item]:
                 continue
             if len(items) >= MAX_ROWS:
                 raise ImportFileError(f"{path} has more than {MAX_ROWS:,} rows; split it into smaller files.")
-
-            def cell(col: int | None, row: list[str] = row) -> str:
-                return row[col] if col is not None and col < len(row) else ""
-
-            name = cell(name_col).strip() or None
-            items.append((start, cell(id_col).strip() or None, name, _split_tags(cell(tags_col)), None))
+            name = _cell(row, name_col).strip() or None
+            items.append((start, _cell(row, id_col).strip() or None, name, _split_tags(_cell(row, tags_col)), None))
     except csv.Error as exc:
         raise ImportFileError(f"{path} line {line} is not valid CSV ({exc}); fix the quoting there.") from None
     return items
