@@ -46,7 +46,14 @@ SERVER_ARGS = ["run", "--directory", str(CHECKOUT), "experiture-mcp", "--demo"]
 GLOBEX = next(iter(TENANT_B_CAMPAIGNS.values()))  # visible only with TENANT_B_TOKEN
 ACCESS_KEY = "check-clients-" + secrets.token_urlsafe(24)
 TIMEOUT = 180.0  # one client command; a cold `uv run` on a busy CI machine takes a while
+SNIPPETS = (  # every snippet the README marks for this check
+    *("claude-stdio", "claude-stdio-json", "claude-http", "claude-http-json"),
+    *("gemini-stdio", "gemini-http", "codex-stdio", "codex-http", "mcp-remote"),
+)
 IN_NETNS = os.environ.get("CHECK_CLIENTS_NETNS") == "1"
+
+
+Snippets = dict[str, tuple[str, str]]  # README snippet name -> (language, text)
 
 
 class CheckFailed(Exception):
@@ -61,7 +68,7 @@ class Outcome:
     failed: bool = False
 
 
-def snippets() -> dict[str, tuple[str, str]]:
+def snippets() -> Snippets:
     """Every marked snippet of the README: name -> (language, text)."""
     found = re.findall(r"<!-- check-clients: ([\w-]+) -->\n```(\w+)\n(.*?)\n```", README.read_text(), re.S)
     return {name: (lang, text) for name, lang, text in found}
@@ -120,11 +127,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def hosted_server(log: Path) -> Generator[str]:
-    """The hosted demo server with one access key on a free loopback port; yields its URL."""
+def hosted_server(log: Path, access_key: str | None) -> Generator[str]:
+    """The hosted demo server on a free loopback port, with one access key or none; yields its URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERITURE_")}
-    env["EXPERITURE_MCP_ACCESS_KEYS"] = ACCESS_KEY
+    if access_key is not None:
+        env["EXPERITURE_MCP_ACCESS_KEYS"] = access_key
     command = [_which("uv"), "run", "--frozen", "--directory", str(CHECKOUT), "experiture-mcp"]
     command += ["--transport", "http", "--port", str(port), "--demo"]
     with log.open("w") as err:
@@ -145,6 +153,14 @@ def hosted_server(log: Path) -> Generator[str]:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@dataclass(frozen=True)
+class Servers:
+    """The hosted demo servers the HTTP snippets point at."""
+
+    url: str  # with ACCESS_KEY
+    open_url: str  # without access keys, as a developer runs it on loopback
 
 
 class Sandbox:
@@ -201,7 +217,7 @@ def _shown(command: list[str] | str) -> str:
 
 def expect_status(listing: str, server: str, status: str) -> None:
     """The client's listing shows `server` with `status`."""
-    line = next((line for line in listing.splitlines() if re.match(rf"\W*{server}: ", line)), None)
+    line = next((line for line in listing.splitlines() if re.match(rf"\W*{server}(: |\s)", line)), None)
     if line is None or status not in line:
         raise CheckFailed(f"expected {server} to be {status!r}, the client listed:\n{listing}")
 
@@ -214,23 +230,23 @@ def start_client(sandbox: Sandbox, client: str) -> None:
 # Claude Code
 
 
-def claude(root: Path, url: str, readme: dict[str, tuple[str, str]]) -> Iterator[str]:
+def claude(root: Path, servers: Servers, readme: Snippets) -> Iterator[str]:
     start_client(Sandbox(root, "claude-version"), "claude")
     for name, over in (("claude-stdio", "stdio"), ("claude-http", "http")):
         sandbox = Sandbox(root, name)
-        sandbox.run(rewrite(name, *readme[name], url))
+        sandbox.run(rewrite(name, *readme[name], servers.url))
         expect_status(sandbox.run(["claude", "mcp", "list"]), "experiture", "✔ Connected")
         yield f"claude {over} connected (claude mcp add, claude mcp list)"
     for name, over in (("claude-stdio-json", "stdio"), ("claude-http-json", "http")):
         sandbox = Sandbox(root, name)
-        (sandbox.project / ".mcp.json").write_text(rewrite(name, *readme[name], url))
+        (sandbox.project / ".mcp.json").write_text(rewrite(name, *readme[name], servers.url))
         expect_status(sandbox.run(["claude", "mcp", "list"]), "experiture", "Pending approval")
         _approve_mcp_json(sandbox)
         expect_status(sandbox.run(["claude", "mcp", "list"]), "experiture", "✔ Connected")
         yield f"claude {over} connected (.mcp.json, pending approval until approved)"
     sandbox = Sandbox(root, "claude-http-no-key")
     sandbox.env.pop("EXPERITURE_MCP_KEY")
-    sandbox.run(rewrite("claude-http", *readme["claude-http"], url))
+    sandbox.run(rewrite("claude-http", *readme["claude-http"], servers.url))
     expect_status(sandbox.run(["claude", "mcp", "list"]), "experiture", "Failed to connect")
     yield "claude http refused without the access key (the key in the snippet is what lets it in)"
 
@@ -249,7 +265,7 @@ def _approve_mcp_json(sandbox: Sandbox) -> None:
 # Gemini CLI
 
 
-def gemini(root: Path, url: str, readme: dict[str, tuple[str, str]]) -> Iterator[str]:
+def gemini(root: Path, servers: Servers, readme: Snippets) -> Iterator[str]:
     start_client(Sandbox(root, "gemini-version"), "gemini")
     for name, over in (("gemini-stdio", "stdio"), ("gemini-http", "http")):
         sandbox = Sandbox(root, name)
@@ -264,7 +280,7 @@ def gemini(root: Path, url: str, readme: dict[str, tuple[str, str]]) -> Iterator
         (sandbox.home / ".gemini" / "trustedFolders.json").write_text(
             json.dumps({str(sandbox.project): "TRUST_FOLDER"})
         )
-        sandbox.run(rewrite(name, *readme[name], url))
+        sandbox.run(rewrite(name, *readme[name], servers.url))
         expect_status(sandbox.run(["gemini", "mcp", "list"]), "experiture", "- Connected")
         yield f"gemini {over} connected (gemini mcp add, gemini mcp list)"
 
@@ -340,12 +356,12 @@ class AppServer:
             self._process.kill()
 
 
-def codex(root: Path, url: str, readme: dict[str, tuple[str, str]]) -> Iterator[str]:
+def codex(root: Path, servers: Servers, readme: Snippets) -> Iterator[str]:
     start_client(Sandbox(root, "codex-version"), "codex")
     for name, over in (("codex-stdio", "stdio"), ("codex-http", "http")):
         sandbox = Sandbox(root, name)
         (sandbox.home / ".codex").mkdir()
-        (sandbox.home / ".codex" / "config.toml").write_text(CODEX_SETTINGS + rewrite(name, *readme[name], url))
+        (sandbox.home / ".codex" / "config.toml").write_text(CODEX_SETTINGS + rewrite(name, *readme[name], servers.url))
         stderr_path = sandbox.home / "app-server.log"
         with stderr_path.open("w") as stderr:
             server = AppServer(sandbox, stderr)
@@ -358,6 +374,15 @@ def codex(root: Path, url: str, readme: dict[str, tuple[str, str]]) -> Iterator[
             finally:
                 server.close()
         yield f"codex {over} connected: get_status and a resource read of the token's own campaign (codex app-server)"
+    # Codex probes a server without a bearer token for OAuth, GET /mcp first: an event stream that never ended made
+    # it give up after 5 s and report "Unknown"; the 405 lets it answer at once.
+    sandbox = Sandbox(root, "codex-probe")
+    sandbox.run(["codex", "mcp", "add", "experiture", "--url", servers.open_url])
+    started = time.monotonic()
+    listing = sandbox.run(["codex", "mcp", "list"])
+    took = time.monotonic() - started
+    expect_status(listing, "experiture", "Unsupported")  # "Unknown" when its probe timed out
+    yield f"codex http auth probe answered in {took:.1f}s: Unsupported, not Unknown (GET /mcp gets 405)"
 
 
 def _drive_codex(server: AppServer) -> None:
@@ -381,9 +406,9 @@ def _drive_codex(server: AppServer) -> None:
 # mcp-remote, driven by the SDK's own stdio client
 
 
-def mcp_remote(root: Path, url: str, readme: dict[str, tuple[str, str]]) -> Iterator[str]:
+def mcp_remote(root: Path, servers: Servers, readme: Snippets) -> Iterator[str]:
     sandbox = Sandbox(root, "mcp-remote")
-    entry = json.loads(rewrite("mcp-remote", *readme["mcp-remote"], url))["mcpServers"]["experiture"]
+    entry = json.loads(rewrite("mcp-remote", *readme["mcp-remote"], servers.url))["mcpServers"]["experiture"]
     env: dict[str, str] = dict(entry["env"])
     for placeholder, value in (("paste-your-access-key-here", ACCESS_KEY), ("paste-your-token-here", TENANT_B_TOKEN)):
         env = {k: v.replace(placeholder, value) for k, v in env.items()}
@@ -419,6 +444,7 @@ async def _drive_mcp_remote(params: StdioServerParameters, stderr: TextIO) -> st
     return "tools/list, get_status, a resource read, a prompt"
 
 
+Group = Callable[[Path, Servers, Snippets], Iterator[str]]  # one client's checks: yields a line per check passed
 _say_lock = threading.Lock()
 
 
@@ -434,16 +460,25 @@ def main() -> int:
     if IN_NETNS:
         bring_up_loopback()
     readme = snippets()
-    groups: list[Callable[[Path, str, dict[str, tuple[str, str]]], Iterator[str]]] = [claude, gemini, codex, mcp_remote]
+    if sorted(readme) != sorted(SNIPPETS):
+        sys.stdout.write(f"FAIL: the README marks the snippets {sorted(readme)}, this check runs {sorted(SNIPPETS)}\n")
+        return 1
+    groups: list[Group] = [claude, gemini, codex, mcp_remote]
+    if only := os.environ.get("CHECK_CLIENTS_ONLY"):  # e.g. "codex,mcp_remote" while working on one client
+        groups = [group for group in groups if group.__name__ in only.split(",")]
     with tempfile.TemporaryDirectory(prefix="check-clients-") as tmp:
         root = Path(tmp)
         try:
-            with hosted_server(root / "hosted.log") as url:
+            with (
+                hosted_server(root / "hosted.log", ACCESS_KEY) as url,
+                hosted_server(root / "hosted-open.log", None) as open_url,
+            ):
+                servers = Servers(url, open_url)
 
-                def run_group(group: Callable[[Path, str, dict[str, tuple[str, str]]], Iterator[str]]) -> Outcome:
+                def run_group(group: Group) -> Outcome:
                     outcome = Outcome()
                     try:
-                        for line in group(root, url, readme):
+                        for line in group(root, servers, readme):
                             say(outcome, f"ok: {line}")
                     except CheckFailed as exc:
                         outcome.failed = True
