@@ -105,9 +105,9 @@ def _local_mcp_remote(name: str, args: list[str]) -> tuple[str, list[str]]:
 
 
 def _which(command: str) -> str:
-    found = shutil.which(command)
+    found = shutil.which(command, path=os.environ["CLIENTS_PATH"])
     if found is None:
-        raise CheckFailed(f"{command} is not on PATH")
+        raise CheckFailed(f"{command} is not on CLIENTS_PATH ({os.environ['CLIENTS_PATH']})")
     return found
 
 
