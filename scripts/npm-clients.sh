@@ -1,12 +1,13 @@
-# Sourced by scripts/check-clients and tests/test_clients.py's runner: puts the pinned third-party MCP clients, and a
-# Node they all support, on PATH. Installed once per set of versions under ~/.cache (EXPERITURE_NPM_TOOLS_DIR
-# overrides), as scripts/npm-tools.sh installs the Inspector; needs only npm and the registry.
+# shellcheck shell=bash
+# Sourced by scripts/check-clients: puts the pinned third-party MCP clients, and a Node they all support, on PATH.
+# Installed once per set of versions under ~/.cache (EXPERITURE_NPM_TOOLS_DIR overrides), as scripts/npm-tools.sh
+# installs the Inspector; needs only npm and the registry. Versions picked with `npm view PKG version`.
 
 CLAUDE_CODE_VERSION=2.1.332 # @anthropic-ai/claude-code: `claude mcp add/list`, project .mcp.json (needs Node >= 22)
 GEMINI_CLI_VERSION=0.61.0   # @google/gemini-cli: `gemini mcp add/list`
 CODEX_VERSION=0.171.0       # @openai/codex: `codex mcp add`, `codex app-server` (a native binary per platform)
 MCP_REMOTE_VERSION=0.15.1   # mcp-remote: a stdio proxy in front of a remote streamable HTTP server
-CLIENTS_NODE_VERSION=22.23.3 # the `node` npm package, as in scripts/npm-tools.sh
+CLIENTS_NODE_VERSION=22.23.3 # the `node` npm package: NODE_VERSION of scripts/npm-tools.sh, keep them in step
 
 clients_dir() {
   local root="${EXPERITURE_NPM_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/experiture-mcp/npm-tools}"
