@@ -1,4 +1,4 @@
-.PHONY: help install format lint typecheck test check demo bench bundle third-party
+.PHONY: help install format lint typecheck test check demo bench bundle third-party clients
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 install:  ## create .venv from uv.lock
@@ -13,11 +13,13 @@ typecheck:  ## pyright strict
 	uv run --frozen pyright
 test:  ## the test suite
 	uv run --frozen pytest
-check: lint typecheck third-party test  ## everything CI runs
+check: lint typecheck third-party clients test  ## everything CI runs
 bundle:  ## validate manifest.json and pack dist/experiture-mcp.mcpb (installs the pinned npm tools)
 	scripts/build-bundle
 third-party:  ## mcpb validate/pack, wheel and uvx installs, MCP Inspector CLI over stdio (about 1-2 minutes)
 	scripts/check-third-party
+clients:  ## the README's snippets in Claude Code, Gemini CLI, Codex and mcp-remote (about 1-2 minutes)
+	scripts/check-clients
 demo:  ## serve the demo over stdio
 	uv run --frozen experiture-mcp --demo
 bench:  ## ours next to the SDK floor (about 3 minutes); writes benchmarks/RESULTS.md

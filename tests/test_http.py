@@ -444,3 +444,71 @@ async def _one_call(url: str, seen: Seen) -> None:
     async with http_client(url, "auto", authorized(DEMO_TOKEN), seen) as client:
         result = await client.call_tool("get_summary", {"campaign_id": SPRING})
     assert not result.is_error
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT", "OPTIONS"])
+@pytest.mark.parametrize("version", [None, "2025-11-25", "2026-07-28"])
+async def test_every_method_but_post_gets_405_at_once_with_allow_post(
+    multi_tenant: Hosted, method: str, version: str | None
+) -> None:
+    # A GET used to open an event stream that never ended; Codex's probe waited 5 s on it and gave up.
+    headers = {**authorized(DEMO_TOKEN), "Accept": "text/event-stream, application/json"}
+    if version is not None:
+        headers["Mcp-Protocol-Version"] = version
+    async with httpx2.AsyncClient(timeout=5) as http:
+        response = await http.request(method, multi_tenant.url + MCP_PATH, headers=headers)
+        stranger = await http.request(method, multi_tenant.url + MCP_PATH)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert f"answers POST only, not {method}" in response.json()["error"]["message"]
+    assert stranger.status_code == 401  # the access key is checked first: a stranger learns nothing more
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("placeholder", ["${EXPERITURE_API_TOKEN}", "${env:EXPERITURE_API_TOKEN}", ""])
+async def test_an_unexpanded_or_empty_token_header_is_explained_and_never_sent_upstream(
+    multi_tenant: Hosted, era: str, placeholder: str
+) -> None:
+    before = len(multi_tenant.upstream.authorizations)
+    async with http_client(multi_tenant.url, era, authorized(placeholder)) as client:
+        result = await client.call_tool("get_status", {"campaign_id": SPRING})
+        with pytest.raises(MCPError) as resource_error:
+            await client.read_resource(f"experiture://campaigns/{SPRING}/status")
+    assert result.is_error
+    assert "no Experiture API token" in text_of(result)
+    assert "unexpanded ${...} placeholder" in text_of(result)
+    assert "no Experiture API token" in resource_error.value.error.message
+    assert len(multi_tenant.upstream.authorizations) == before  # nothing went upstream with the placeholder
+
+
+@pytest.mark.anyio
+async def test_an_unexpanded_token_header_falls_back_to_the_operators_token_as_a_missing_one_does(
+    single_tenant: Hosted, era: str
+) -> None:
+    async with http_client(single_tenant.url, era, authorized("${EXPERITURE_API_TOKEN}")) as client:
+        assert not (await client.call_tool("get_status", {"campaign_id": SPRING})).is_error
+    assert single_tenant.upstream.authorizations[-1] == f"Bearer {DEMO_TOKEN}"
+
+
+SUBSCRIPTION_FLAGS = {("prompts", "listChanged"), ("tools", "listChanged"), ("resources", "listChanged")}
+
+
+@pytest.mark.anyio
+async def test_the_two_eras_advertise_the_same_capabilities_but_for_the_sdks_subscription_flags(
+    multi_tenant: Hosted,
+) -> None:
+    # At 2026-07-28 the SDK derives listChanged and resources.subscribe from serving subscriptions/listen (which
+    # MCPServer does by default); at 2025-11-25 from NotificationOptions, all off. Nothing else may differ.
+    advertised: dict[str, dict[str, Any]] = {}
+    for era in ("legacy", "auto"):
+        async with http_client(multi_tenant.url, era, authorized(DEMO_TOKEN)) as client:
+            caps = client.server_capabilities.model_dump(by_alias=True, exclude_none=True)
+            advertised[client.protocol_version] = {"caps": caps, "instructions": client.instructions}
+    assert sorted(advertised) == ["2025-11-25", "2026-07-28"]
+    legacy, modern = advertised["2025-11-25"], advertised["2026-07-28"]
+    assert legacy["instructions"] == modern["instructions"]
+    flags = {*SUBSCRIPTION_FLAGS, ("resources", "subscribe")}
+    for caps, value in ((legacy["caps"], False), (modern["caps"], True)):
+        assert {(group, flag): caps[group].pop(flag) for group, flag in flags} == dict.fromkeys(flags, value)
+    assert legacy["caps"] == modern["caps"] == {"completions": {}, "prompts": {}, "resources": {}, "tools": {}}

@@ -258,8 +258,13 @@ async def test_every_json_snippet_in_the_readme_parses_and_keeps_secrets_out_of_
         config = json.loads(snippet)
         servers += list({**config.get("mcpServers", {}), **config.get("servers", {})}.values())
 
-    local = [server for server in servers if "command" in server]
+    proxies = [server for server in servers if any(arg.startswith("mcp-remote@") for arg in server.get("args", []))]
+    local = [server for server in servers if "command" in server and server not in proxies]
     hosted = [server for server in servers if "command" not in server]
+    for proxy in proxies:  # mcp-remote: the hosted URL, and each header's secret only as a ${…} of its own env
+        assert any(arg.startswith("https://") and "token" not in arg.lower() for arg in proxy["args"]), proxy
+        headers = [value for name, value in zip(proxy["args"], proxy["args"][1:], strict=False) if name == "--header"]
+        assert headers and all("${" in value for value in headers), proxy
     assert len(local) >= 5
     for server in local:  # stdio: our command, the token in the environment, never in the arguments
         assert "experiture-mcp" in server["args"], server

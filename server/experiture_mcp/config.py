@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["DEFAULT_BASE_URL", "TOKEN_ENV", "ConfigError", "Settings", "is_loopback_host"]
+__all__ = ["DEFAULT_BASE_URL", "TOKEN_ENV", "ConfigError", "Settings", "is_loopback_host", "is_unset"]
 
 DEFAULT_BASE_URL = "https://api.experiture.ai/public/v1"
 TOKEN_ENV = "EXPERITURE_API_TOKEN"
@@ -29,8 +29,10 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _is_unset(value: Any) -> bool:
-    # An MCP bundle host passes an optional setting the user left empty as the literal "${user_config.x}".
+def is_unset(value: Any) -> bool:
+    """Whether a setting's value means "not set": empty, blank, or a `${...}` placeholder nobody expanded."""
+    # An MCP bundle host passes an optional setting the user left empty as the literal "${user_config.x}"; an MCP
+    # client whose variable is missing sends a header's "${NAME}" as it is.
     return isinstance(value, str) and (not value.strip() or (value.startswith("${") and value.endswith("}")))
 
 
@@ -75,7 +77,7 @@ class Settings(BaseSettings):
     @field_validator("*", mode="before")
     @classmethod
     def _placeholder_means_default(cls, value: Any, info: ValidationInfo) -> Any:
-        if _is_unset(value) and info.field_name is not None:
+        if is_unset(value) and info.field_name is not None:
             return cls.model_fields[info.field_name].default
         return value
 

@@ -35,6 +35,7 @@ __all__ = [
     "WORKER_HEADER",
     "AccessKeyMiddleware",
     "NoDelayProtocol",
+    "PostOnlyMiddleware",
     "app_from_env",
     "build_app",
     "check_exposure",
@@ -147,6 +148,33 @@ class AccessKeyMiddleware:
         await self.app(scope, receive, send_with_worker)
 
 
+class PostOnlyMiddleware:
+    """Answers every method but POST on `path` with 405 and `Allow: POST`, in both protocol eras.
+
+    A stateless server has no event stream to offer and no session to delete; left to the SDK's 2025 path, a GET
+    would open an event stream that never ends, and clients probing with GET would wait for it to time out.
+    """
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self.app = app
+        self._path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == self._path and scope["method"] != "POST":
+            body = {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {
+                    "code": -32600,
+                    "message": f"Method Not Allowed: this stateless server answers POST only, not {scope['method']} "
+                    "(no event stream, no session to delete)",
+                },
+            }
+            await JSONResponse(body, status_code=405, headers={"Allow": "POST"})(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _unauthorized(presented: bool) -> Response:
     challenge = 'Bearer realm="experiture-mcp"'
     if presented:
@@ -191,13 +219,14 @@ def build_app(
         transport_security=transport_security(settings),
         host=settings.mcp_host,
     )
+    app.add_middleware(PostOnlyMiddleware, path=MCP_PATH)  # inside the key check: strangers learn nothing
     app.add_middleware(AccessKeyMiddleware, keys=keys, open_paths=frozenset({HEALTH_PATH}))
     if settings.mcp_allowed_origins:
         # Outermost, so a browser's preflight (which carries no access key) is answered before the key check.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.mcp_allowed_origins),
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["POST"],
             allow_headers=CORS_REQUEST_HEADERS,
             expose_headers=["Mcp-Session-Id", WORKER_HEADER],
             max_age=600,

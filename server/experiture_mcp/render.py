@@ -497,11 +497,12 @@ def _explain(tool: str, error: ExperitureError, over_http: bool) -> tuple[str, s
             )
         case NotConfigured() if over_http:
             return (
-                "no Experiture API token: the request has no X-Experiture-Token header and the server has no "
-                "EXPERITURE_API_TOKEN.",
+                "no Experiture API token: the request has no X-Experiture-Token header (or an empty one, or an "
+                "unexpanded ${...} placeholder) and the server has no EXPERITURE_API_TOKEN.",
                 "Retrying will not help. Tell the user to add the header X-Experiture-Token with an Experiture API "
-                f"token that has {scope} to this server's entry in their MCP client settings, or to ask the "
-                "server's operator to set EXPERITURE_API_TOKEN.",
+                f"token that has {scope} to this server's entry in their MCP client settings (if it reads "
+                "${NAME}, to set NAME in the environment their MCP client starts from), or to ask the server's "
+                "operator to set EXPERITURE_API_TOKEN.",
             )
         case NotConfigured():
             return (

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from experiture_mcp import __version__
 from experiture_mcp.client import CampaignClient
-from experiture_mcp.config import Settings
+from experiture_mcp.config import Settings, is_unset
 from experiture_mcp.doctor import register_access
 from experiture_mcp.errors import CampaignNotFound, ExperitureError, InvalidCampaignId
 from experiture_mcp.logs import redact, register_secret
@@ -108,7 +108,8 @@ def _request_token(ctx: Context[AppState]) -> str | None:
     """The caller's own Experiture token (HTTP header), or None to use the configured one."""
     headers = ctx.headers
     token = headers.get(TOKEN_HEADER) if headers is not None else None
-    if token:
+    # Empty or an unexpanded "${NAME}" (the client's variable was not set): no token of the caller's, as over stdio.
+    if token and not is_unset(token):
         register_secret(token)
         return token.strip()
     return None
