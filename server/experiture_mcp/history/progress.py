@@ -128,6 +128,7 @@ class Progress(_Model):
     remaining: int | None = Field(description="Scheduled messages not sent or failed yet; null when unknown.")
     eta: datetime | None = Field(description="When all would be processed at this rate; null when it cannot be told.")
     beyond_max_eta: bool = Field(default=False, description="At this rate it would take more than 30 days.")
+    overdue: bool = Field(default=False, description="At this rate it would have finished before now: eta is now.")
     stalled: bool = Field(default=False, description="No count moved in minutes of a running execution.")
 
 
@@ -234,13 +235,14 @@ def estimate(before: Observation, after: Observation, now: datetime) -> Progress
     moved = any(getattr(after.counts, n) != getattr(before.counts, n) for n in COUNT_NAMES)
     stalled = not moved and seconds >= STALL_SECONDS and remaining != 0
     eta: datetime | None = None
-    beyond = False
+    beyond = overdue = False
     if remaining == 0:
         eta = max(now, after.fetched_at)
     elif remaining is not None and per_second > 0:
         wait = remaining / per_second
         if math.isfinite(wait) and wait <= MAX_ETA.total_seconds():
-            eta = max(now, after.fetched_at + timedelta(seconds=wait))
+            eta = after.fetched_at + timedelta(seconds=wait)
+            overdue, eta = eta < now, max(now, eta)
         else:
             beyond = True
     return Progress(
@@ -253,6 +255,7 @@ def estimate(before: Observation, after: Observation, now: datetime) -> Progress
         remaining=remaining,
         eta=eta,
         beyond_max_eta=beyond,
+        overdue=overdue,
         stalled=stalled,
     )
 
@@ -279,6 +282,11 @@ def describe_progress(p: Progress, timezone: str | None, now: datetime) -> str:
     if p.beyond_max_eta:
         return f"{rate} At this rate the remaining {thousands(p.remaining)} would take more than 30 days."
     assert p.eta is not None
+    if p.overdue:
+        return (
+            f"{rate} At that rate the remaining {thousands(p.remaining)} would be processed by now "
+            f"(the later check is {span(now - p.measured_to)} old): a fresh check will tell."
+        )
     eta = p.eta.astimezone(UTC)
     # Shown to the minute: seconds would claim a precision a two-point estimate does not have.
     shown = (eta + timedelta(seconds=30)).replace(second=0, microsecond=0)
@@ -297,10 +305,13 @@ def progress_line(observations: Sequence[Observation], timezone: str | None, now
         return None
     pair = rate_pair(observations)
     if pair is None:
-        return (
-            f"One check of this run so far (none {MIN_RATE_SECONDS:g} s or more before the latest): "
-            "a later check will allow a rate and an estimate of when it ends."
+        same = sum(o.execution_id == latest.execution_id and o.state == "running" for o in observations)
+        checks = (
+            "Only one check of this run so far"
+            if same < 2
+            else f"No two checks of this run {MIN_RATE_SECONDS:g} s apart yet"
         )
+        return f"{checks}: a later check will allow a rate and an estimate of when it ends."
     p = estimate(*pair, now)
     if p is None:
         return "Counts went down between the two latest checks of this run, so there is no rate or estimate."
