@@ -18,6 +18,7 @@ __all__ = [
     "MAX_ETA",
     "MIN_RATE_SECONDS",
     "STALL_SECONDS",
+    "CamelModel",
     "Change",
     "Observation",
     "Progress",
@@ -25,6 +26,7 @@ __all__ = [
     "describe_change",
     "describe_progress",
     "estimate",
+    "eta_clock",
     "failure_rate",
     "progress_line",
     "rate_pair",
@@ -85,11 +87,13 @@ class Observation:
         return None if self.counts is None else self.counts.sent + self.counts.failed
 
 
-class _Model(BaseModel):
+class CamelModel(BaseModel):
+    """A frozen model that is camelCase on the wire, like the API's and the other tools' structured content."""
+
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, serialize_by_alias=True, frozen=True)
 
 
-class Change(_Model):
+class Change(CamelModel):
     """What differs between an earlier and a later observation of one campaign."""
 
     since: datetime = Field(description="When the earlier observation was fetched.")
@@ -116,7 +120,7 @@ class Change(_Model):
         return self.new_run or self.state_changed or bool(self.moved)
 
 
-class Progress(_Model):
+class Progress(CamelModel):
     """The speed of one running execution between two observations, and when it would finish at that speed."""
 
     execution_id: str | None
@@ -287,13 +291,17 @@ def describe_progress(p: Progress, timezone: str | None, now: datetime) -> str:
             f"{rate} At that rate the remaining {thousands(p.remaining)} would be processed by now "
             f"(the later check is {span(now - p.measured_to)} old): a fresh check will tell."
         )
-    eta = p.eta.astimezone(UTC)
-    # Shown to the minute: seconds would claim a precision a two-point estimate does not have.
-    shown = (eta + timedelta(seconds=30)).replace(second=0, microsecond=0)
     return (
-        f"{rate} At this rate the remaining {thousands(p.remaining)} would take {_about(eta - now)}: "
-        f"around {describe_time(shown, timezone, now, relative=False)}."
+        f"{rate} At this rate the remaining {thousands(p.remaining)} would take {_about(p.eta - now)}: "
+        f"around {eta_clock(p.eta, timezone, now)}."
     )
+
+
+def eta_clock(eta: datetime, timezone: str | None, now: datetime) -> str:
+    """`15:08 UTC = 00:08 JST Asia/Tokyo`, with dates: an estimate to the minute, in UTC and the campaign's zone."""
+    # To the minute: seconds would claim a precision a two-point estimate does not have.
+    shown = (eta.astimezone(UTC) + timedelta(seconds=30)).replace(second=0, microsecond=0)
+    return describe_time(shown, timezone, now, relative=False)
 
 
 def progress_line(observations: Sequence[Observation], timezone: str | None, now: datetime) -> str | None:
