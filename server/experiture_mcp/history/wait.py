@@ -221,15 +221,19 @@ async def wait_for(
     if reason is not None:
         return done("not_waiting", reason)
     await _report(wait, zone, clock(), report)
-    last_start = not_before = started
+    # Polls keep to a fixed grid (base + n × interval), so a wait of k intervals makes k + 1 checks; a poll that
+    # overruns its slot (retries, a Retry-After) moves the grid, so the next one still waits a full interval.
+    base, slot, not_before = started, 0, started
     while True:
-        next_at = max(last_start + interval, not_before)
-        if next_at > end:
+        slot += 1
+        next_at = max(base + slot * interval, not_before)
+        if next_at > end + 1e-6:
             return done("timeout")
         await anyio.sleep(max(0.0, next_at - anyio.current_time()))
-        last_start = anyio.current_time()
+        if next_at > base + slot * interval:
+            base, slot = next_at, 0
         status: CampaignStatus | None = None
-        with anyio.move_on_after(end + FINAL_POLL_GRACE - last_start):
+        with anyio.move_on_after(end + FINAL_POLL_GRACE - anyio.current_time()):
             try:
                 status = await client.get_status(campaign_id, token=token)
             except APIError as exc:
@@ -240,6 +244,8 @@ async def wait_for(
                 if asked:
                     not_before = anyio.current_time() + asked  # the API's own Retry-After, never sooner
                 continue
+        if anyio.current_time() > base + (slot + 1) * interval:
+            base, slot = anyio.current_time(), 0
         if status is None:
             wait.failures.append(UpstreamTimeout(f"no answer before the wait's {timeout:g} s were up"))
             continue
