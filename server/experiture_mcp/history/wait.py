@@ -37,7 +37,7 @@ from experiture_mcp.history.progress import (
     rate_pair,
 )
 from experiture_mcp.models import CAMPAIGN_ID_DESCRIPTION, UUID_PATTERN, CampaignStatus, dump, is_campaign_id
-from experiture_mcp.render import describe_time, render_error, render_status, short_reason, span, thousands
+from experiture_mcp.render import describe_time, render_error, render_status, span, thousands
 from experiture_mcp.results import READ_ONLY, error_result, internal_error_result, ok_result
 
 __all__ = [
@@ -300,7 +300,7 @@ def render_wait(wait: Wait, now: datetime) -> str:
         failed = len(wait.failures)
         lines.append(
             f"{failed} check{'s' if failed != 1 else ''} got no usable answer "
-            f"({short_reason(wait.failures[-1], 'campaigns:read')}); the status below is from the latest one that did."
+            f"(the last: {wait.failures[-1]}); the wait went on; the status below is from the latest check that did."
         )
     line = progress_line(wait.observations, zone, now)
     if line is not None:
