@@ -7,8 +7,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,40 +15,21 @@ import anyio
 import jsonschema
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult
 from pydantic import SecretStr
 from starlette.responses import JSONResponse, Response
 
 from _scripted_api import ScriptedAPI, ok
 from _snapshot import assert_snapshot
-from conftest import NOW, Instrumented, ServedApp, frozen_clock, text_of
+from _waiting import Accelerated, Progress, demo, structured, wait
+from conftest import NOW, frozen_clock, text_of
 from experiture_mcp.config import Settings
 from experiture_mcp.history.wait import MAX_WAIT_SECONDS, clamp_timeout
-from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN, create_app
+from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 from experiture_mcp.server import build_server
 
 TOKYO = DEMO_CAMPAIGNS["tokyo-push"]
 SCRIPTED = "11111111-2222-4333-8444-555555555555"
 POLL = 0.1
-Progress = tuple[float, float | None, str | None]
-
-
-class Accelerated:
-    """A clock from `start` running `speed` times faster than real time, shared by the demo API and the server."""
-
-    def __init__(self, start: datetime, speed: float) -> None:
-        self.start, self.speed, self.began = start, speed, time.monotonic()
-
-    def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=(time.monotonic() - self.began) * self.speed)
-
-
-@contextmanager
-def demo(clock: Callable[[], datetime]) -> Generator[tuple[Instrumented, str]]:
-    """The demo API on loopback under `clock`, counting requests, and its base URL."""
-    app = Instrumented(create_app(clock=clock))
-    with ServedApp(app) as served:
-        yield app, served.url + "/public/v1"
 
 
 def settings_for(base_url: str, **more: Any) -> Settings:
@@ -61,30 +41,10 @@ def client_of(settings: Settings, era: str, clock: Callable[[], datetime] = froz
     return Client(build_server(settings, clock=clock), mode=era)  # type: ignore[arg-type]
 
 
-async def wait(
-    client: Client, campaign_id: str, timeout: float | None = None, seen: list[Progress] | None = None
-) -> CallToolResult:
-    arguments: dict[str, Any] = {"campaign_id": campaign_id}
-    if timeout is not None:
-        arguments["timeout_seconds"] = timeout
-
-    async def record(progress: float, total: float | None, message: str | None) -> None:
-        if seen is not None:
-            seen.append((progress, total, message))
-
-    return await client.call_tool("wait_for_run", arguments, progress_callback=record)
-
-
 async def validator(client: Client) -> jsonschema.Draft202012Validator:
     (schema,) = [t.output_schema for t in (await client.list_tools()).tools if t.name == "wait_for_run"]
     assert schema is not None
     return jsonschema.Draft202012Validator(schema)
-
-
-def structured(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, text_of(result)
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 @pytest.mark.anyio
