@@ -23,6 +23,10 @@ class Accelerated:
     def __init__(self, start: datetime, speed: float) -> None:
         self.start, self.speed, self.began = start, speed, time.monotonic()
 
+    def restart(self) -> None:
+        """Back to `start`, now: servers take a while to come up."""
+        self.began = time.monotonic()
+
     def __call__(self) -> datetime:
         return self.start + timedelta(seconds=(time.monotonic() - self.began) * self.speed)
 

@@ -53,6 +53,7 @@ async def test_it_returns_when_the_run_completes_and_sends_progress_with_counts_
     progress: list[Progress] = []
     with demo(clock) as (_, url):
         async with client_of(settings_for(url), era, clock) as client:
+            clock.restart()
             started = time.monotonic()
             result = await wait(client, TOKYO, timeout=20, seen=progress)
             took = time.monotonic() - started
@@ -99,6 +100,7 @@ async def test_with_an_injected_clock_the_timeout_answer_carries_the_rate_and_et
     clock = Accelerated(NOW - timedelta(seconds=60), speed=60)
     with demo(clock) as (_, url):
         async with client_of(settings_for(url), era, clock) as client:
+            clock.restart()
             result = await wait(client, TOKYO, timeout=1.2)
 
     data = structured(result)

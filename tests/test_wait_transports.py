@@ -82,6 +82,7 @@ async def test_over_http_it_returns_on_completion_and_at_its_timeout(era: str) -
     clock = Accelerated(NOW + timedelta(seconds=440), speed=60)  # the run ends 38 s (0.6 s real) later
     with upstream(clock) as (_, settings):
         async with over_http(settings, clock, era) as client:
+            clock.restart()
             completed = await wait(client, TOKYO, timeout=10)
     with upstream(frozen_clock) as (api, settings):
         async with over_http(settings, frozen_clock, era) as client:

@@ -2,8 +2,9 @@
 
 Time limits: `timeout_seconds` (at most 55, so clients' own 60 s limits are not hit) bounds the whole wait; the
 per-call deadline (EXPERITURE_DEADLINE_SECONDS) bounds each poll, retries included, as it bounds one get_status call.
-A poll still running when the wait's time is up gets at most FINAL_POLL_GRACE more, so a wait ends by timeout + 3 s
-(plus the first poll's own deadline when the API is slow from the start).
+The limit counts from the first answer, but from no later than 1 s after the start; a poll still running when it is
+up gets at most FINAL_POLL_GRACE more. So a wait ends within timeout + 4 s (≤ 59 s), unless its first check alone
+takes longer, as one get_status call may.
 """
 
 from __future__ import annotations
@@ -206,7 +207,6 @@ async def wait_for(
         ExperitureError: the first check failed, or a later one failed for good (token, scope, not found).
     """
     started = anyio.current_time()
-    end = started + timeout
     wait = Wait(timeout)
 
     def done(outcome: Outcome, note: str | None = None) -> Wait:
@@ -221,9 +221,12 @@ async def wait_for(
     if reason is not None:
         return done("not_waiting", reason)
     await _report(wait, zone, clock(), report)
-    # Polls keep to a fixed grid (base + n × interval), so a wait of k intervals makes k + 1 checks; a poll that
-    # overruns its slot (retries, a Retry-After) moves the grid, so the next one still waits a full interval.
-    base, slot, not_before = started, 0, started
+    # Polls keep to a grid (base + n × interval) from the first answer, so the first request's connection set-up
+    # never shortens a gap, and a wait of k intervals makes k + 1 checks; a poll that overruns its slot (retries, a
+    # Retry-After) moves the grid, so the next one still waits a full interval. The time limit counts from the first
+    # answer too, but from no later than 1 s after the start.
+    base, slot = anyio.current_time(), 0
+    end, not_before = min(base, started + 1.0) + timeout, base
     while True:
         slot += 1
         next_at = max(base + slot * interval, not_before)
