@@ -83,7 +83,8 @@ async def test_over_http_it_returns_on_completion_and_at_its_timeout(era: str) -
     with upstream(clock) as (_, settings):
         async with over_http(settings, clock, era) as client:
             clock.restart()
-            completed = await wait(client, TOKYO, timeout=10)
+            progress: list[Progress] = []
+            completed = await wait(client, TOKYO, timeout=10, seen=progress)
     with upstream(frozen_clock) as (api, settings):
         async with over_http(settings, frozen_clock, era) as client:
             started = time.monotonic()
@@ -92,6 +93,7 @@ async def test_over_http_it_returns_on_completion_and_at_its_timeout(era: str) -
             not_running = await wait(client, DEMO_CAMPAIGNS["spring-dm"])
 
     assert structured(completed)["outcome"] == "completed"
+    assert progress == []  # hosted HTTP answers with one JSON body: no stream for notifications (the README says so)
     assert text_of(completed).startswith("The run completed while waiting")
     assert structured(timed_out)["outcome"] == "timeout" and structured(timed_out)["checks"] == 6
     assert 0.5 <= took < 2 and api.requests == 7
