@@ -17,6 +17,7 @@ import anyio
 import httpx2
 from mcp import Client
 from pydantic import SecretStr
+from starlette.responses import Response
 
 from experiture_mcp.config import Settings
 from experiture_mcp.history.progress import (
@@ -39,19 +40,21 @@ TOKYO = DEMO_CAMPAIGNS["tokyo-push"]
 class Counted:
     """The demo API behind `latency` s per answer, noting when each request arrived."""
 
-    def __init__(self, app: Any, latency: float) -> None:
-        self.app, self.latency, self.arrivals = app, latency, list[float]()
+    def __init__(self, app: Any, latency: float, unavailable: bool) -> None:
+        self.app, self.latency, self.unavailable, self.arrivals = app, latency, unavailable, list[float]()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             self.arrivals.append(anyio.current_time())
             await anyio.sleep(self.latency)
+            if self.unavailable and len(self.arrivals) > 1:  # after the first answer, only 503s
+                return await Response(status_code=503)(scope, receive, send)
         await self.app(scope, receive, send)
 
 
-async def one_wait(interval: float, timeout: float, latency: float) -> dict[str, float]:
+async def one_wait(interval: float, timeout: float, latency: float, unavailable: bool = False) -> dict[str, float]:
     """One wait_for_run on the running demo push (frozen: it never finishes), counting upstream requests."""
-    api = Counted(create_app(clock=lambda: NOW), latency)
+    api = Counted(create_app(clock=lambda: NOW), latency, unavailable)
     settings = Settings(
         api_token=SecretStr(DEMO_TOKEN),
         base_url="https://demo.experiture.invalid/public/v1",
@@ -70,6 +73,7 @@ async def one_wait(interval: float, timeout: float, latency: float) -> dict[str,
         "latency_ms": latency * 1000,
         "requests": len(api.arrivals),
         "checks": result.structured_content["checks"],
+        "failed": result.structured_content["failedChecks"],
         "bound": math.floor(timeout / interval) + 1,
         "min_gap": min(gaps) if gaps else math.inf,
         "took": took,
@@ -125,7 +129,15 @@ async def main(quick: bool) -> None:
             f"| {r['interval']:g} s | {r['timeout']:g} s | {r['latency_ms']:g} ms | {r['checks']:g} | "
             f"{r['requests']:g} | {r['bound']:g} | {r['min_gap']:.3f} s | {r['took']:.2f} s |"
         )
+        # A few ms of scheduling jitter aside, never two requests within one poll interval.
         assert r["requests"] <= r["bound"] and r["min_gap"] > interval - 0.01, r
+    r = await one_wait(1.0, 10.0, 0.0, unavailable=True)
+    print(  # stdout-ok
+        f"\nEvery check after the first answered 503 (1 s interval, 10 s timeout, default retries): {r['checks']:g} "
+        f"check, {r['failed']:g} failed checks, {r['requests']:g} upstream requests (the client's retries with "
+        f"backoff inside each check), shortest gap {r['min_gap']:.3f} s; the wait returned its last status after "
+        f"{r['took']:.2f} s, not an error."
+    )
     print("\nProgress arithmetic and text (pure functions, median µs per call):")  # stdout-ok
     print("| function | µs |\n|---|---|")  # stdout-ok
     for name, us in arithmetic().items():

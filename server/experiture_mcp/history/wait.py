@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WAIT_SECONDS: float = 45  # an int, so the schema reads "default":45
 MAX_WAIT_SECONDS = 55.0
-FINAL_POLL_GRACE = 3.0
+FINAL_POLL_GRACE = 2.5
 OVERDUE_WORTH_WAITING = timedelta(minutes=15)  # a send this late has most likely not just been delayed a little
 
 Outcome = Literal["completed", "failed", "state_changed", "new_run", "timeout", "not_waiting"]
@@ -200,8 +200,8 @@ async def wait_for(
     clock: Callable[[], datetime],
     report: Report | None = None,
 ) -> Wait:
-    """Poll get_status every `interval` s (start to start, later when the API asks) until the run ends, its state
-    changes or `timeout` s pass. Temporary failures after the first check only count as failed checks.
+    """Poll get_status every `interval` s (later after a failed check or when the API asks) until the run ends, its
+    state changes or `timeout` s pass. Temporary failures after the first check only count as failed checks.
 
     Raises:
         ExperitureError: the first check failed, or a later one failed for good (token, scope, not found).
@@ -221,36 +221,35 @@ async def wait_for(
     if reason is not None:
         return done("not_waiting", reason)
     await _report(wait, zone, clock(), report)
-    # Polls keep to a grid (base + n × interval) from the first answer, so the first request's connection set-up
-    # never shortens a gap, and a wait of k intervals makes k + 1 checks; a poll that overruns its slot (retries, a
-    # Retry-After) moves the grid, so the next one still waits a full interval. The time limit counts from the first
-    # answer too, but from no later than 1 s after the start.
-    base, slot = anyio.current_time(), 0
-    end, not_before = min(base, started + 1.0) + timeout, base
+    # Each check starts at least `interval` after the one before it (after its end when it failed, since its retries
+    # were requests too), and never before a Retry-After has passed. The clock starts at the first answer, so the
+    # first request's connection set-up never shortens a gap, and so does the limit, but no later than 1 s after the
+    # start. A check due within a little of the limit (sleep overshoot adds up) still runs: k intervals, k + 1 checks.
+    last = not_before = anyio.current_time()
+    end = min(last, started + 1.0) + timeout
+    slack = min(interval / 4, 0.5)
     while True:
-        slot += 1
-        next_at = max(base + slot * interval, not_before)
-        if next_at > end + 1e-6:
+        next_at = max(last + interval, not_before)
+        if next_at > end + slack:
             return done("timeout")
         await anyio.sleep(max(0.0, next_at - anyio.current_time()))
-        if next_at > base + slot * interval:
-            base, slot = next_at, 0
+        last = anyio.current_time()
         status: CampaignStatus | None = None
-        with anyio.move_on_after(end + FINAL_POLL_GRACE - anyio.current_time()):
+        with anyio.move_on_after(max(end, last) + FINAL_POLL_GRACE - last):
             try:
                 status = await client.get_status(campaign_id, token=token)
             except APIError as exc:
                 if not exc.retryable:
                     raise
                 wait.failures.append(exc)
+                last = anyio.current_time()
                 asked = exc.cause.retry_after if isinstance(exc, Unavailable) else exc.retry_after
                 if asked:
-                    not_before = anyio.current_time() + asked  # the API's own Retry-After, never sooner
+                    not_before = last + asked  # the API's own Retry-After, never sooner
                 continue
-        if anyio.current_time() > base + (slot + 1) * interval:
-            base, slot = anyio.current_time(), 0
         if status is None:
             wait.failures.append(UpstreamTimeout(f"no answer before the wait's {timeout:g} s were up"))
+            last = anyio.current_time()
             continue
         wait.statuses.append(status)
         wait.observations.append(Observation.of_status(status, clock()))
