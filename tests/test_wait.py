@@ -274,7 +274,8 @@ async def test_the_timeout_is_clamped_to_0_55_and_a_campaign_with_nothing_to_wai
     texts: dict[str, str] = {}
     async with client_of(fast, era) as client:
         long = structured(await wait(client, DEMO_CAMPAIGNS["spring-dm"], timeout=120))
-        none = structured(await wait(client, TOKYO, timeout=-5))
+        at_once = await wait(client, TOKYO, timeout=-5)
+        none = structured(at_once)
         started = time.monotonic()
         for name, cid in DEMO_CAMPAIGNS.items():
             if name != "tokyo-push":  # the running one, waited for elsewhere
@@ -284,6 +285,7 @@ async def test_the_timeout_is_clamped_to_0_55_and_a_campaign_with_nothing_to_wai
     assert long["timeoutSeconds"] == MAX_WAIT_SECONDS and long["outcome"] == "not_waiting"
     assert none["timeoutSeconds"] == 0 and none["outcome"] == "timeout" and none["checks"] == 1
     assert took < 5  # none of the others is waited for
+    assert_snapshot("wait/timeout-0", text_of(at_once))
     assert_snapshot("wait/not-waiting", "\n\n".join(f"## {k}\n{v}" for k, v in texts.items()))
     assert clamp_timeout(math.nan) == clamp_timeout(math.inf) == 45 and clamp_timeout(30.5) == 30.5
 
