@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from collections.abc import AsyncGenerator, Generator
@@ -98,3 +99,19 @@ async def test_over_http_it_returns_on_completion_and_at_its_timeout(era: str) -
     assert structured(timed_out)["outcome"] == "timeout" and structured(timed_out)["checks"] == 6
     assert 0.5 <= took < 2 and api.requests == 7
     assert text_of(not_running).startswith("Not waiting: the latest run already completed")
+
+
+def test_the_command_line_calls_it_and_a_finished_campaign_answers_at_once() -> None:
+    command = Path(sys.executable).parent / "experiture-mcp"
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(command), "call", "wait_for_run", DEMO_CAMPAIGNS["spring-dm"], "--demo"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Not waiting: the latest run already completed; there is nothing to wait for.\n")
+    assert time.monotonic() - started < 30  # not the 45 s default wait
