@@ -49,6 +49,7 @@ __all__ = [
     "describe_time",
     "overview_warnings",
     "percent",
+    "plain",
     "quote",
     "render_error",
     "render_metrics",
@@ -146,7 +147,7 @@ def _span(delta: timedelta) -> str:
 
 
 # The same wording for the history package's change and progress lines (history/progress.py).
-thousands, percent, span = _n, _pct, _span
+thousands, percent, span, plain = _n, _pct, _span, _plain
 
 
 def _relative(moment: datetime, now: datetime) -> str:

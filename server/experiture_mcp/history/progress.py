@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from experiture_mcp.models import CampaignMetrics, CampaignStatus, CampaignSummary, Counts
-from experiture_mcp.render import describe_time, percent, span, thousands
+from experiture_mcp.render import describe_time, percent, plain, span, thousands
 
 __all__ = [
     "COUNT_NAMES",
@@ -175,15 +175,16 @@ def since_last_check(before: Observation, now: datetime) -> str:
 
 def describe_change(change: Change, before: Observation, after: Observation, when: str) -> str:
     """One line: `Changed since the last check 5m00s ago: sent +3,200, failed +12; failure rate 0.10% → 0.14%.`"""
+    # States and run ids are the API's text: bare when they look like identifiers, quoted otherwise (render.plain).
     if change.new_run:
-        was = f" (the run before was {change.previous_execution_id})" if change.previous_execution_id else ""
-        state = f", state {change.state}" if change.state else ""
-        return f"New run {when}: run id {change.execution_id}{was}{state}."
+        was = f" (the run before was {plain(change.previous_execution_id)})" if change.previous_execution_id else ""
+        state = f", state {plain(change.state)}" if change.state else ""
+        return f"New run {when}: run id {plain(change.execution_id)}{was}{state}."
     if not change.changed:
         return f"No change {when}."
     parts: list[str] = []
     if change.state_changed:
-        parts.append(f"state {change.previous_state} → {change.state}")
+        parts.append(f"state {plain(change.previous_state)} → {plain(change.state)}")
     if change.moved:
         counts = ", ".join(f"{name} {'+' if d > 0 else '−'}{thousands(abs(d))}" for name, d in change.moved.items())
         rates = _rates(before.counts, after.counts)

@@ -38,7 +38,7 @@ from experiture_mcp.history.progress import (
     rate_pair,
 )
 from experiture_mcp.models import CAMPAIGN_ID_DESCRIPTION, UUID_PATTERN, CampaignStatus, dump, is_campaign_id
-from experiture_mcp.render import describe_time, render_error, render_status, span, thousands
+from experiture_mcp.render import describe_time, plain, quote, render_error, render_status, span, thousands
 from experiture_mcp.results import READ_ONLY, error_result, internal_error_result, ok_result
 
 __all__ = [
@@ -137,7 +137,7 @@ def _not_worth_waiting(status: CampaignStatus, timeout: float, now: datetime) ->
                 "start within the wait; get_summary shows what may hold it back."
             )
         case _:
-            return f"the state {state!r} is not one this server knows how to wait for."
+            return f"the state {quote(state, 40)} is not one this server knows how to wait for."
 
 
 @dataclass
@@ -288,12 +288,12 @@ def render_wait(wait: Wait, now: datetime) -> str:
         case "completed" | "failed":
             lines = [f"The run {wait.outcome} while waiting ({after})."]
         case "state_changed":
-            lines = [f"The state changed while waiting: {first.state} → {latest.state} ({after})."]
+            lines = [f"The state changed while waiting: {plain(first.state)} → {plain(latest.state)} ({after})."]
         case "new_run":
             lines = [f"A new run started while waiting ({after}): the run waited for ended between two checks."]
         case "timeout":
             lines = [
-                f"Still {s.execution.state} after waiting {waited} ({checks}): not finished yet. "
+                f"Still {plain(s.execution.state)} after waiting {waited} ({checks}): not finished yet. "
                 "Call wait_for_run again to keep waiting."
             ]
     if n > 1:
