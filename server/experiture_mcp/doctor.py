@@ -377,7 +377,10 @@ def config_failure_report(problems: list[str], token_set: bool, now: datetime) -
             for p in problems
         ),
     ]
-    tools = [ToolAccess(tool=t, works="unknown", why="the configuration is invalid") for t in (*SCOPES, "get_overview", "wait_for_run")]
+    tools = [
+        ToolAccess(tool=t, works="unknown", why="the configuration is invalid")
+        for t in (*SCOPES, "get_overview", "wait_for_run")
+    ]
     return AccessReport(base_url="(invalid)", checked_at=now, checks=checks, probes=[], tools=tools)
 
 
