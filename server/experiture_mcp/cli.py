@@ -21,7 +21,7 @@ __all__ = ["main"]
 log = logging.getLogger("experiture_mcp")
 
 DEMO_BASE_URL = "https://demo.experiture.invalid/public/v1"  # never resolved: the demo app answers in-process
-TOOLS = ("get_summary", "get_status", "get_metrics", "get_overview")
+TOOLS = ("get_summary", "get_status", "get_metrics", "get_overview", "wait_for_run")
 
 
 def _common(demo_default: Any) -> argparse.ArgumentParser:

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     retry_max_wait_seconds: float = Field(
         default=8.0, gt=0, le=600, description="Longest single wait, including a Retry-After the API asks for."
     )
+    wait_poll_seconds: float = Field(
+        default=5.0, ge=0.1, le=60, description="Seconds between two status checks of wait_for_run (lower for tests)."
+    )
     mcp_access_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         default=(), description="Keys that callers of the HTTP transport must present."
     )

@@ -336,7 +336,8 @@ def _tools(probes: list[Probe], has_token: bool, reached: bool) -> list[ToolAcce
         )
     else:
         overview = ToolAccess(tool="get_overview", works=status.works, why=status.why)
-    return [summary, status, metrics, overview]
+    wait = ToolAccess(tool="wait_for_run", works=status.works, why=status.why)  # get_status, polled
+    return [summary, status, metrics, overview, wait]
 
 
 _MARKS: dict[CheckStatus, str] = {
@@ -376,7 +377,10 @@ def config_failure_report(problems: list[str], token_set: bool, now: datetime) -
             for p in problems
         ),
     ]
-    tools = [ToolAccess(tool=t, works="unknown", why="the configuration is invalid") for t in (*SCOPES, "get_overview")]
+    tools = [
+        ToolAccess(tool=t, works="unknown", why="the configuration is invalid")
+        for t in (*SCOPES, "get_overview", "wait_for_run")
+    ]
     return AccessReport(base_url="(invalid)", checked_at=now, checks=checks, probes=[], tools=tools)
 
 

@@ -48,6 +48,8 @@ __all__ = [
     "TIMEZONE_SOURCES",
     "describe_time",
     "overview_warnings",
+    "percent",
+    "plain",
     "quote",
     "render_error",
     "render_metrics",
@@ -55,6 +57,8 @@ __all__ = [
     "render_status",
     "render_summary",
     "short_reason",
+    "span",
+    "thousands",
 ]
 
 SCOPES = {"get_summary": "campaigns:read", "get_status": "campaigns:read", "get_metrics": "analytics:read"}
@@ -142,6 +146,10 @@ def _span(delta: timedelta) -> str:
     return f"{round(seconds / 86400)} days"  # rounded: a run from 9d23h to 10d ago must not read as two days
 
 
+# The same wording for the history package's change and progress lines (history/progress.py).
+thousands, percent, span, plain = _n, _pct, _span, _plain
+
+
 def _relative(moment: datetime, now: datetime) -> str:
     delta = moment - now
     if abs(delta) < timedelta(seconds=5):
@@ -164,7 +172,7 @@ def _clock(moment: datetime, with_date: bool) -> str:
     return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} {clock}" if with_date else clock
 
 
-def describe_time(moment: datetime, timezone: str | None, now: datetime) -> str:
+def describe_time(moment: datetime, timezone: str | None, now: datetime, *, relative: bool = True) -> str:
     """`2026-05-01 09:00 UTC = 05:00 EDT America/New_York (3 days ago)`; the local date only when it differs."""
     utc = moment.astimezone(UTC)
     text = f"{_clock(utc, True)} UTC"
@@ -174,7 +182,7 @@ def describe_time(moment: datetime, timezone: str | None, now: datetime) -> str:
         text += f" = {_clock(local, local.date() != utc.date())} {local.tzname()} {timezone}"
     elif timezone and timezone.upper() not in _UTC_NAMES:
         text += f" (unknown time zone {quote(timezone, 40)})"
-    return f"{text} ({_relative(utc, now)})"
+    return f"{text} ({_relative(utc, now)})" if relative else text
 
 
 def _date(day: date, today: date) -> str:

@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
@@ -21,11 +21,13 @@ __all__ = [
     "CAMPAIGNS_ONLY_TOKEN",
     "DEMO_CAMPAIGNS",
     "DEMO_TOKEN",
+    "LIVE_RUN_PERIOD",
     "TENANT_B_CAMPAIGNS",
     "TENANT_B_TOKEN",
     "Clock",
     "create_app",
     "demo_transport",
+    "live_run",
 ]
 
 Clock = Callable[[], datetime]
@@ -85,6 +87,7 @@ class Run:
     completed_at: datetime | None
     status: Literal["running", "completed", "failed"]
     counts: Counts
+    execution_id: str | None = None  # None: the campaign's one stable run id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +113,7 @@ class Campaign:
     touchpoint_id: int | None = None
     run: Run | None = None
     inconsistent: bool = False
+    live: bool = False  # its send time and run follow the exact clock (live_run), not the minute-floored one
 
 
 Builder = Callable[[str, datetime], Campaign]
@@ -243,23 +247,62 @@ def _flash_sms(campaign_id: str, now: datetime) -> Campaign:
 
 
 def _tokyo_push(campaign_id: str, now: datetime) -> Campaign:
-    """Push run in progress, started twelve minutes ago."""
-    send_at = now - timedelta(minutes=12)
+    """Push sent every half hour; its send time and run come from the exact clock (`live_run`)."""
     return Campaign(
         id=campaign_id,
         name="Tokyo Flagship Store Opening Push",
         channel="push",
         created_at=_day(now, -4, 2),
         updated_at=_day(now, -1, 5),
-        send_at=send_at,
         timezone="Asia/Tokyo",
         included=(_segment("app-users-jp", "App users, Japan", 50418),),
         reach=_reach("ok", 50418, _day(now, -1, 4)),
         template=_template("tokyo-opening-push", "Tokyo Opening - Push", "push"),
         preflight=_passed_preflight("push"),
         touchpoint_id=517,
-        run=Run(send_at + timedelta(seconds=3), None, "running", (50000, 50000, 31250, 30000, 29876, 124)),
+        live=True,
     )
+
+
+# The live push: a run starts 3 s after each send at :18 and :48 past every hour (UTC) and processes 50,000
+# messages at a steady ~2,510 a minute (injection trails composition by 1,250; 0.41% fail), completing after
+# 20m25.08s; the next send starts a new run with its own id. The run that started at _LIVE_REFERENCE, the one
+# the tests' frozen instant sees, keeps the stable id every other demo run has.
+LIVE_RUN_PERIOD = timedelta(minutes=30)
+_LIVE_OFFSET = timedelta(minutes=18)  # first send of each hour, past the hour
+_LIVE_DELAY = timedelta(seconds=3)  # from the send time to the run's start
+_LIVE_REFERENCE = datetime(2026, 11, 28, 14, 48, 3, tzinfo=UTC)
+_LIVE_TOTAL = 50000
+_LIVE_HYDRATE_MS = 120_000  # every recipient is loaded within two minutes
+_LIVE_COMPOSED, _LIVE_AT_MS = 31250, 747_000  # composition rate as a fraction: 31,250 messages per 747 s
+_LIVE_IN_FLIGHT = 1250  # composed but not yet injected
+_LIVE_FAILED, _LIVE_RESOLVED = 124, 30000  # failure rate as a fraction: 124 of every 30,000 fail
+_LIVE_DONE_MS = (_LIVE_TOTAL + _LIVE_IN_FLIGHT) * _LIVE_AT_MS // _LIVE_COMPOSED  # 1,225,080 ms
+
+
+def live_run(campaign_id: str, now: datetime) -> tuple[datetime, Run]:
+    """The live push's latest send time and run at the exact instant `now`, in whole-message counts."""
+    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    base = now.replace(minute=0, second=0, microsecond=0) + _LIVE_OFFSET + _LIVE_DELAY
+    started = base + ((now - base) // LIVE_RUN_PERIOD) * LIVE_RUN_PERIOD
+    elapsed_ms = (now - started) // timedelta(milliseconds=1)
+    composed = _LIVE_COMPOSED * elapsed_ms // _LIVE_AT_MS  # exact integers: the frozen instant's counts never drift
+    injected = min(_LIVE_TOTAL, max(0, composed - _LIVE_IN_FLIGHT))
+    failed = injected * _LIVE_FAILED // _LIVE_RESOLVED
+    counts = (
+        _LIVE_TOTAL,
+        min(_LIVE_TOTAL, _LIVE_TOTAL * elapsed_ms // _LIVE_HYDRATE_MS),
+        min(_LIVE_TOTAL, composed),
+        injected,
+        injected - failed,
+        failed,
+    )
+    number = (started - _LIVE_REFERENCE) // LIVE_RUN_PERIOD
+    execution_id = _uid(f"execution:{campaign_id}" + (f":{number}" if number else ""))
+    if elapsed_ms < _LIVE_DONE_MS:
+        return started - _LIVE_DELAY, Run(started, None, "running", counts, execution_id)
+    completed = started + timedelta(milliseconds=_LIVE_DONE_MS)
+    return started - _LIVE_DELAY, Run(started, completed, "completed", counts, execution_id)
 
 
 def _april_newsletter(campaign_id: str, now: datetime) -> Campaign:
@@ -630,7 +673,7 @@ def _status(campaign: Campaign, now: datetime) -> Json:
     }
     if campaign.run is not None:
         execution["lastExecution"] = {
-            "executionId": _uid(f"execution:{campaign.id}"),
+            "executionId": campaign.run.execution_id or _uid(f"execution:{campaign.id}"),
             "startedAt": _iso(campaign.run.started_at),
             "completedAt": _iso_or_none(campaign.run.completed_at),
             "status": campaign.run.status,
@@ -691,6 +734,9 @@ def _respond(request: Request, operation: Operation, now: datetime) -> Response:
         return _error(404, "JOURNEY_API.PUBLIC.CAMPAIGNS.NOT_FOUND", "Campaign not found.")
     anchor = _anchor(now)
     campaign = builder(campaign_id, anchor)
+    if campaign.live:
+        send_at, run = live_run(campaign_id, now)
+        campaign = replace(campaign, send_at=send_at, run=run)
     if campaign.campaign_type != "broadcast":
         # The summary endpoint reports this with its own, unprefixed code.
         code = "SUMMARY_TYPE_UNSUPPORTED" if operation == "summary" else "JOURNEY_API.PUBLIC.CAMPAIGNS.TYPE_UNSUPPORTED"

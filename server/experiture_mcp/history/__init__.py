@@ -1,0 +1,1 @@
+"""Campaign history: what changed between checks, progress and ETA of a running campaign, waiting for a run."""
