@@ -148,7 +148,7 @@ def structured(result: Any) -> dict[str, Any]:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("tool", ["get_status", "get_summary", "get_metrics"])
+@pytest.mark.parametrize("tool", ["get_status", "get_summary", "get_metrics", "wait_for_run"])
 async def test_the_tools_take_every_link_shape(client: Client, tool: str) -> None:
     for link in LINKS:
         data = structured(await client.call_tool(tool, {"campaign_id": link}))
@@ -221,7 +221,7 @@ async def test_invalid_values_are_refused_everywhere_before_any_request(
     api, settings = scripted
     async with connect(settings, era) as client:
         for value in INVALID:
-            for tool in ("get_status", "get_summary", "get_metrics"):
+            for tool in ("get_status", "get_summary", "get_metrics", "wait_for_run"):
                 result = await client.call_tool(tool, {"campaign_id": value})
                 assert result.is_error and "No request was made" in text_of(result), (tool, value)
                 assert "or links to a campaign" in text_of(result)

@@ -37,7 +37,7 @@ from experiture_mcp.history.progress import (
     progress_line,
     rate_pair,
 )
-from experiture_mcp.models import CAMPAIGN_ID_DESCRIPTION, UUID_PATTERN, CampaignStatus, dump, is_campaign_id
+from experiture_mcp.models import CAMPAIGN_ID_DESCRIPTION, CampaignStatus, campaign_id_from, dump, is_campaign_id
 from experiture_mcp.render import describe_time, plain, quote, render_error, render_status, span, thousands
 from experiture_mcp.results import READ_ONLY, error_result, internal_error_result, ok_result
 
@@ -316,9 +316,7 @@ def register_wait(mcp: MCPServer[Any], request_token: Callable[[Context[Any, Any
 
     @mcp.tool(title="Wait for a run", annotations=READ_ONLY)
     async def wait_for_run(
-        campaign_id: Annotated[
-            str, Field(description=CAMPAIGN_ID_DESCRIPTION, json_schema_extra={"pattern": UUID_PATTERN})
-        ],
+        campaign_id: Annotated[str, Field(description=CAMPAIGN_ID_DESCRIPTION)],
         ctx: Context[WaitState, Any],
         timeout_seconds: Annotated[float, Field(description="Max 55.")] = DEFAULT_WAIT_SECONDS,
     ) -> Annotated[CallToolResult, RunWait]:
@@ -326,9 +324,10 @@ def register_wait(mcp: MCPServer[Any], request_token: Callable[[Context[Any, Any
         state = ctx.request_context.lifespan_context
         token = request_token(ctx)
         timeout = clamp_timeout(timeout_seconds)
+        given, campaign_id = campaign_id, campaign_id_from(campaign_id) or campaign_id
         try:
             if not is_campaign_id(campaign_id):
-                raise InvalidCampaignId(campaign_id)
+                raise InvalidCampaignId(given)
             wait = await wait_for(
                 state.client,
                 campaign_id,
