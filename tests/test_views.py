@@ -1,0 +1,142 @@
+"""The MCP Apps views as a host finds them: the tools' _meta, the ui:// resources, and pages that load nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.types import TextResourceContents
+
+from experiture_mcp.server import INSTRUCTIONS
+from experiture_mcp.views import APP_MIME_TYPE, FUNNEL, OVERVIEW, VIEWS, View, view_for, view_html
+
+ROOT = Path(__file__).resolve().parent.parent
+VIEWED = {"get_status": FUNNEL, "get_metrics": FUNNEL, "get_overview": OVERVIEW}
+BUDGET = 30 * 1024  # bytes per view: hosts load it for every answer they show
+VOID = {"meta", "link", "br", "hr", "img", "input", "source", "wbr", "area", "base", "col", "embed", "track"}
+# Anything that would make a page fetch, load or evaluate code from elsewhere.
+EXTERNAL = re.compile(
+    r"https?:|//[a-z0-9.-]+\.[a-z]{2,}/|\burl\s*\(|@import|<link\b|<img\b|<iframe\b|\bsrc\s*=|\bhref\s*=|"
+    r"\bfetch\s*\(|XMLHttpRequest|WebSocket|EventSource|sendBeacon|\bimport\s*\(|\beval\s*\(|new\s+Function|innerHTML|"
+    r"outerHTML|insertAdjacentHTML|document\.write",
+    re.IGNORECASE,
+)
+
+
+class Structure(HTMLParser):
+    """Every element opened is closed in order; the document's skeleton as it was met."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.seen: list[str] = []
+        self.problems: list[str] = []
+        self.doctype = ""
+
+    def handle_decl(self, decl: str) -> None:
+        self.doctype = decl
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.seen.append(tag)
+        if tag not in VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            self.problems.append(f"</{tag}> closes {self.open[-1:] or 'nothing'}")
+        else:
+            self.open.pop()
+
+
+@pytest.mark.anyio
+async def test_tools_list_grows_only_by_the_views_meta_keys(client: Client) -> None:
+    tools = (await client.list_tools()).tools
+
+    for tool in tools:
+        view = VIEWED.get(tool.name)
+        wire = tool.model_dump(by_alias=True, exclude_none=True)
+        meta = wire.pop("_meta", None)
+        assert meta == (None if view is None else {"ui": {"resourceUri": view.uri}, "ui/resourceUri": view.uri})
+        assert view_for(tool.name) is view
+        # Nothing else the model reads mentions the views: name, title, description and schemas are the tool's own.
+        assert not re.search(r"ui://|\bview\b|mcp-app|html", json.dumps(wire), re.IGNORECASE), tool.name
+    assert {t.name for t in tools} >= set(VIEWED)
+    assert not re.search(r"ui://|\bview\b|html", INSTRUCTIONS, re.IGNORECASE)
+
+
+@pytest.mark.anyio
+async def test_each_view_is_an_mcp_app_resource_with_an_explicit_empty_csp(client: Client) -> None:
+    listed = {str(r.uri): r for r in (await client.list_resources()).resources}
+    expected_ui: dict[str, Any] = {
+        "csp": {"connectDomains": [], "resourceDomains": [], "frameDomains": [], "baseUriDomains": []},
+        "prefersBorder": True,
+    }
+
+    for view in VIEWS:
+        entry = listed[view.uri]
+        assert entry.mime_type == APP_MIME_TYPE == "text/html;profile=mcp-app"
+        assert entry.meta == {"ui": expected_ui}
+        assert entry.title == view.title
+        (contents,) = (await client.read_resource(view.uri)).contents
+        assert isinstance(contents, TextResourceContents)
+        assert contents.mime_type == APP_MIME_TYPE
+        assert contents.meta == {"ui": expected_ui}
+        assert contents.text == view_html(view)
+    assert {uri for uri in listed if uri.startswith("ui://")} == {view.uri for view in VIEWS}
+
+
+@pytest.mark.parametrize("view", VIEWS, ids=lambda v: v.name)
+def test_each_view_is_one_valid_small_html_document_that_loads_nothing(view: View) -> None:
+    page = view_html(view)
+    parser = Structure()
+    parser.feed(page)
+    parser.close()
+
+    assert parser.doctype.lower() == "doctype html"
+    assert parser.problems == [] and parser.open == []
+    assert parser.seen[:3] == ["html", "head", "meta"] and "body" in parser.seen and "title" in parser.seen
+    assert re.search(r'<html lang="en">', page) and '<meta charset="utf-8">' in page
+    assert "/*@" not in page and "<!--@" not in page  # every marker was filled
+    assert EXTERNAL.findall(page) == []
+    assert "default-src 'none'" in page  # the page's own CSP: even opened as a file it loads nothing
+    assert '"ui/initialize"' in page and '"ui/notifications/initialized"' in page
+    assert "2026-01-26" in page
+    assert len(page.encode()) < BUDGET
+
+
+def test_an_embedded_answer_cannot_close_its_script_element() -> None:
+    hostile = '</script><img src=x onerror="alert(1)"><!-- & more'
+    embedded = {"tool": "get_status", "arguments": {"campaign_id": "x"}, "result": {"name": hostile}}
+
+    page = view_html(FUNNEL, embedded)
+
+    assert hostile not in page and "</script><img" not in page
+    block = re.search(r'<script type="application/json" id="experiture-embedded">(.*?)</script>', page, re.DOTALL)
+    assert block is not None and json.loads(block.group(1)) == embedded
+    assert page.count("<script") == view_html(FUNNEL).count("<script") + 1
+
+
+def test_the_wheel_carries_every_view_source(tmp_path: Path) -> None:
+    built = subprocess.run(
+        ["uv", "build", "--quiet", "--wheel", "--out-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+
+    sources = {p.name for p in (ROOT / "server" / "experiture_mcp" / "views").iterdir() if p.is_file()}
+    assert {"__init__.py", "bridge.js", "base.css", "funnel.html", "overview.html"} <= sources
+    assert {f"experiture_mcp/views/{name}" for name in sources} <= names
