@@ -270,10 +270,6 @@ const Experiture = (() => {
       return usable(embedded.result) ? render(embedded.result) : showText(textOf(embedded.result), embedded.result.isError ? "err" : "");
     }
     if (!host) return status("This view is shown by an MCP host next to a tool's answer, or by `experiture-mcp view`.");
-    if ("ResizeObserver" in window) {
-      resizeObserver = new ResizeObserver(reportSize);
-      resizeObserver.observe(document.body);
-    }
     try {
       const init = await request("ui/initialize", {
         protocolVersion: PROTOCOL_VERSION,
@@ -286,6 +282,11 @@ const Experiture = (() => {
       return status("The host did not start this view (" + err.message + ").");
     }
     notify("ui/notifications/initialized", {});
+    // Sizes only after the handshake: until then the host has not agreed to listen.
+    if ("ResizeObserver" in window) {
+      resizeObserver = new ResizeObserver(reportSize);
+      resizeObserver.observe(document.body);
+    }
     reportSize();
   }
 
