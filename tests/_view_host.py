@@ -124,7 +124,12 @@ def watched_page(browser: Browser, width: int = 720) -> tuple[Page, Watch]:
     page.on("request", watch.on_request)
 
     def refuse(route: Route) -> None:
-        route.abort()
+        # Only opening a page file is let through (the view command's output); every load a page makes is refused.
+        request = route.request
+        if request.url.startswith("file://") and request.is_navigation_request() and request.frame.parent_frame is None:
+            route.continue_()
+        else:
+            route.abort()
 
     page.route("**/*", refuse)
     return page, watch

@@ -14,6 +14,8 @@ import pytest
 from mcp import Client
 from mcp.types import TextResourceContents
 
+from experiture_mcp.cli import main
+from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 from experiture_mcp.server import INSTRUCTIONS
 from experiture_mcp.views import APP_MIME_TYPE, FUNNEL, OVERVIEW, VIEWS, View, view_for, view_html
 
@@ -140,3 +142,47 @@ def test_the_wheel_carries_every_view_source(tmp_path: Path) -> None:
     sources = {p.name for p in (ROOT / "server" / "experiture_mcp" / "views").iterdir() if p.is_file()}
     assert {"__init__.py", "bridge.js", "base.css", "funnel.html", "overview.html"} <= sources
     assert {f"experiture_mcp/views/{name}" for name in sources} <= names
+
+
+def embedded_result(page: str) -> dict[str, Any]:
+    block = re.search(r'<script type="application/json" id="experiture-embedded">(.*?)</script>', page, re.DOTALL)
+    assert block is not None
+    data: dict[str, Any] = json.loads(block.group(1))
+    return data
+
+
+def test_the_view_command_writes_the_page_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["view", "get_metrics", DEMO_CAMPAIGNS["spring-dm"], "--demo"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("<!doctype html>") and out.rstrip().endswith("</html>")
+    embedded = embedded_result(out)
+    assert embedded["tool"] == "get_metrics" and embedded["arguments"] == {"campaign_id": DEMO_CAMPAIGNS["spring-dm"]}
+    assert embedded["result"]["structuredContent"]["counts"]["sent"] == 17480
+    assert DEMO_TOKEN not in out
+
+
+def test_the_view_command_embeds_an_error_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "error.html"
+
+    code = main(["view", "get_status", "not-a-uuid", "--demo", "-o", str(out)])
+
+    assert code == 1
+    result = embedded_result(out.read_text(encoding="utf-8"))["result"]
+    assert result["isError"] is True and "refused campaign_id" in result["content"][0]["text"]
+    assert f"wrote {out}" in capsys.readouterr().err
+
+
+def test_the_view_command_takes_one_id_for_one_campaign_and_a_writable_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spring, tokyo = DEMO_CAMPAIGNS["spring-dm"], DEMO_CAMPAIGNS["tokyo-push"]
+
+    assert main(["view", "get_status", spring, tokyo, "--demo"]) == 2
+    assert "get_status shows one campaign; 2 ids were given" in capsys.readouterr().err
+    assert main(["view", "get_status", spring, "--demo", "-o", str(tmp_path / "missing" / "x.html")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert main(["view", "get_overview", spring, tokyo, "--demo", "-o", str(tmp_path / "o.html")]) == 0
+    rows = embedded_result((tmp_path / "o.html").read_text(encoding="utf-8"))["result"]["structuredContent"]["rows"]
+    assert [r["campaignId"] for r in rows] == [spring, tokyo]

@@ -7,9 +7,13 @@ shows each case. What is checked is what a person sees: the numbers, the bars' w
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,7 +24,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from pydantic import SecretStr
 
 from _scripted_api import ScriptedAPI, ok
-from _view_host import CHROMIUM, CHROMIUM_FLAGS, Shown, Watch, show, watched_page
+from _view_host import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, Shown, Watch, show, watched_page
 from conftest import frozen_clock
 from experiture_mcp.config import Settings
 from experiture_mcp.render import ATTENTION_LABELS, EXECUTION_STATES
@@ -137,7 +141,8 @@ def assert_clean(shown: Shown) -> None:
     assert shown.watch.console == []
     assert shown.watch.requests == []
     assert shown.frame.locator("img, svg, script[src], iframe, object").count() == 0
-    assert not [m for m in shown.host("received") if isinstance(m, dict) and "pwned" in m]
+    received = shown.page.evaluate("() => window.host ? window.host.received : []")  # none on a standalone page
+    assert not [m for m in received if isinstance(m, dict) and "pwned" in m]
 
 
 def expected_funnel(result: Wire) -> tuple[dict[str, int] | None, str | None]:
@@ -467,4 +472,69 @@ def test_the_view_speaks_the_protocol_in_order(page: Any, recorded: Recorded) ->
     assert unknown["error"]["code"] == -32601
     teardown = shown.page.evaluate("() => window.host.request('ui/resource-teardown', {})")
     assert teardown == {"jsonrpc": "2.0", "id": teardown["id"], "result": {}}
+    assert_clean(shown)
+
+
+def cli_view(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[Path, Wire]:
+    """Run `experiture-mcp view …` as a user would; the page it wrote and the answer embedded in it."""
+    out = tmp_path / "view.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "experiture_mcp", "view", *args, "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": os.environ.get("PATH", ""), **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and f"wrote {out}" in done.stderr
+    page = out.read_text(encoding="utf-8")
+    block = re.search(r'<script type="application/json" id="experiture-embedded">(.*?)</script>', page, re.DOTALL)
+    assert block is not None
+    embedded: Wire = json.loads(block.group(1))
+    return out, embedded["result"]
+
+
+def open_file(page: tuple[Page, Watch], path: Path) -> Shown:
+    opened, watch = page
+    opened.goto(path.as_uri())
+    opened.main_frame.wait_for_selector("body[data-shown]")
+    watch.requests.remove(path.as_uri())  # the page itself; anything else would be a load the page made
+    return Shown(opened, opened.main_frame, watch)
+
+
+def test_the_view_command_writes_a_page_that_shows_the_answer_without_a_host(page: Any, tmp_path: Path) -> None:
+    path, result = cli_view(tmp_path, "get_status", DEMO_CAMPAIGNS["tokyo-push"], "--demo")
+
+    shown = open_file(page, path)
+    shown.page.screenshot(path=str(SCREENSHOTS / "standalone-funnel.png"), full_page=True)
+
+    assert result["structuredContent"]["name"] == "Tokyo Flagship Store Opening Push"
+    assert shown.frame.locator("body").get_attribute("data-shown") == "view"
+    check_funnel(shown, result)
+    assert_clean(shown)
+
+
+def test_the_view_command_shows_an_overview_of_several_campaigns(page: Any, tmp_path: Path) -> None:
+    path, result = cli_view(tmp_path, "get_overview", *EVERY_ID[:4], "--demo")
+
+    shown = open_file(page, path)
+
+    assert len(result["structuredContent"]["rows"]) == 4
+    check_overview(shown, result)
+    assert_clean(shown)
+
+
+def test_the_view_command_page_shows_a_hostile_name_as_text(
+    page: Any, tmp_path: Path, recorded: Recorded, scripted_server: tuple[ScriptedAPI, str]
+) -> None:
+    _, base = scripted_server
+    env = {"EXPERITURE_API_TOKEN": "scripted", "EXPERITURE_BASE_URL": base}
+    path, result = cli_view(tmp_path, "get_status", HOSTILE_IDS["script"], env=env)
+
+    shown = open_file(page, path)
+
+    assert result["structuredContent"]["name"] == HOSTILE_NAMES["script"]
+    assert shown.frame.locator("h1").text_content() == HOSTILE_NAMES["script"]
+    assert shown.frame.locator("script").count() == 4  # the config, the answer, the bridge and the view: no more
     assert_clean(shown)

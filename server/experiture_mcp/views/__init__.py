@@ -81,7 +81,9 @@ def _page(view: View) -> str:
         page = page.replace(marker, text)
     if "<!--@embedded-->\n" not in page:
         raise RuntimeError(f"views/{view.name}.html lacks the marker <!--@embedded-->")
-    return page
+    # Indentation and whole-line comments are for the sources' readers; hosts load the page for every answer.
+    lines = (line.strip() for line in page.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("// ")) + "\n"
 
 
 def view_html(view: View, embedded: dict[str, Any] | None = None) -> str:
