@@ -74,6 +74,14 @@ async def test_tools_list_grows_only_by_the_views_meta_keys(client: Client) -> N
 
 
 @pytest.mark.anyio
+async def test_the_extension_is_advertised_where_the_era_carries_it(client: Client, era: str) -> None:
+    extensions = client.server_capabilities.extensions if client.server_capabilities else None
+
+    # A 2025 initialize result has no extensions field (the SDK drops it); server/discover carries it.
+    assert extensions == (None if era == "legacy" else {"io.modelcontextprotocol/ui": {}})
+
+
+@pytest.mark.anyio
 async def test_each_view_is_an_mcp_app_resource_with_an_explicit_empty_csp(client: Client) -> None:
     listed = {str(r.uri): r for r in (await client.list_resources()).resources}
     expected_ui: dict[str, Any] = {
