@@ -48,6 +48,11 @@ OVERVIEW = View(
 )
 VIEWS = (FUNNEL, OVERVIEW)
 
+# A standalone page (experiture-mcp view) is opened as a file: it must load nothing there either.
+STANDALONE_CSP = (
+    '<meta http-equiv="Content-Security-Policy" '
+    "content=\"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:\">\n"
+)
 # What the views need to word things as the text does; the text's own tables stay the one source.
 _CONFIG = {"states": EXECUTION_STATES, "attention": ATTENTION_LABELS, "highFailureRate": HIGH_FAILURE_RATE}
 
@@ -79,8 +84,9 @@ def _page(view: View) -> str:
         if marker not in page:
             raise RuntimeError(f"views/{view.name}.html lacks the marker {marker}")
         page = page.replace(marker, text)
-    if "<!--@embedded-->\n" not in page:
-        raise RuntimeError(f"views/{view.name}.html lacks the marker <!--@embedded-->")
+    for line in ("<!--@standalone-csp-->\n", "<!--@embedded-->\n"):
+        if line not in page:
+            raise RuntimeError(f"views/{view.name}.html lacks the marker {line.strip()}")
     # Indentation and whole-line comments are for the sources' readers; hosts load the page for every answer.
     lines = (line.strip() for line in page.splitlines())
     return "\n".join(line for line in lines if line and not line.startswith("// ")) + "\n"
@@ -88,10 +94,13 @@ def _page(view: View) -> str:
 
 def view_html(view: View, embedded: dict[str, Any] | None = None) -> str:
     """The view's HTML document; `embedded` (tool, arguments, result) makes a standalone page that needs no host."""
-    data = ""
-    if embedded is not None:
-        data = f'<script type="application/json" id="experiture-embedded">{_script_json(embedded)}</script>\n'
-    return _page(view).replace("<!--@embedded-->\n", data, 1)
+    page = _page(view)
+    if embedded is None:
+        # Hosts apply the resource's CSP themselves, and some insert markup ahead of the page's own <head> content,
+        # where a CSP <meta> is ignored with a console error: only the standalone page carries one.
+        return page.replace("<!--@standalone-csp-->\n", "", 1).replace("<!--@embedded-->\n", "", 1)
+    data = f'<script type="application/json" id="experiture-embedded">{_script_json(embedded)}</script>\n'
+    return page.replace("<!--@standalone-csp-->\n", STANDALONE_CSP, 1).replace("<!--@embedded-->\n", data, 1)
 
 
 def views_extension() -> Apps:
