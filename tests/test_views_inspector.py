@@ -7,13 +7,15 @@ it through the ext-apps AppBridge in a sandbox proxy on a second origin, the way
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -133,18 +135,19 @@ def view_frame(page: Page) -> Frame:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         for frame in page.frames:
-            if frame.parent_frame is not None and frame.parent_frame.parent_frame is not None:
+            if in_view(frame):
                 return frame
         page.wait_for_timeout(100)
     raise AssertionError(f"no view frame inside a sandbox frame: {[f.url for f in page.frames]}")
 
 
-@pytest.mark.parametrize("tool", APPS)
-@pytest.mark.parametrize("campaign", ["tokyo-push", "winback-email"])
-def test_the_mcp_inspector_shows_the_funnel(
-    browser_page: Page, inspector: str, expected: dict[tuple[str, str], dict[str, int]], tool: str, campaign: str
-) -> None:
-    page = browser_page
+def in_view(frame: Frame) -> bool:
+    return frame.parent_frame is not None and frame.parent_frame.parent_frame is not None
+
+
+@contextmanager
+def opened_app(page: Page, inspector: str, app: str) -> Generator[list[str]]:
+    """Connect, open `app` on the Apps tab; collects the view's console errors and any request it makes."""
     troubles: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
@@ -152,7 +155,7 @@ def test_the_mcp_inspector_shows_the_funnel(
             troubles.append(f"{message.type}: {message.text}")
 
     def on_request(request: Request) -> None:
-        if request.frame.parent_frame is not None and request.frame.parent_frame.parent_frame is not None:
+        if in_view(request.frame):
             troubles.append(f"request from the view: {request.url}")
 
     page.on("console", on_console)
@@ -162,12 +165,31 @@ def test_the_mcp_inspector_shows_the_funnel(
         page.locator(".mantine-Switch-track").first.click()  # connect to the server
         page.get_by_text("Connected", exact=True).wait_for()
         page.get_by_text("Apps", exact=True).first.click()
-        page.get_by_text(APPS[tool], exact=True).first.click()
-        page.locator("label:has-text('Campaign Id') ~ div input").first.fill(DEMO_CAMPAIGNS[campaign])
-        page.get_by_text("Open App", exact=True).click()
+        page.get_by_text(app, exact=True).first.click()
+        yield troubles
+    finally:
+        page.remove_listener("console", on_console)
+        page.remove_listener("request", on_request)
 
-        frame = view_frame(page)
-        frame.wait_for_selector("body[data-shown=view]")
+
+def shown_view(page: Page) -> Frame:
+    """Press Open App; the view's frame once it shows an answer."""
+    page.get_by_text("Open App", exact=True).click()
+    frame = view_frame(page)
+    frame.wait_for_selector("body[data-shown=view]")
+    return frame
+
+
+@pytest.mark.parametrize("tool", APPS)
+@pytest.mark.parametrize("campaign", ["tokyo-push", "winback-email"])
+def test_the_mcp_inspector_shows_the_funnel(
+    browser_page: Page, inspector: str, expected: dict[tuple[str, str], dict[str, int]], tool: str, campaign: str
+) -> None:
+    page = browser_page
+    with opened_app(page, inspector, APPS[tool]) as troubles:
+        page.locator("label:has-text('Campaign Id') ~ div input").first.fill(DEMO_CAMPAIGNS[campaign])
+        frame = shown_view(page)
+
         counts = expected[DEMO_CAMPAIGNS[campaign], tool]
         shown = {stage: frame.locator(f"tr[data-stage={stage}] td.count").inner_text() for stage in STAGES}
         assert shown == {stage: f"{counts[stage]:,}" for stage in STAGES}
@@ -176,7 +198,27 @@ def test_the_mcp_inspector_shows_the_funnel(
             assert frame.locator("h1").inner_text() == name[campaign]
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"inspector-{tool}-{campaign}.png"))
-    finally:
-        page.remove_listener("console", on_console)
-        page.remove_listener("request", on_request)
+    assert troubles == []
+
+
+def test_the_mcp_inspector_shows_the_overview(browser_page: Page, inspector: str) -> None:
+    page = browser_page
+    ids = [DEMO_CAMPAIGNS[key] for key in ("spring-dm", "winback-email", "flash-sms")]
+    with opened_app(page, inspector, "Overview of many campaigns") as troubles:
+        # campaign_ids is an array: the Inspector gives it a JSON editor (Ace); the text goes in as one paste.
+        editor = page.locator("label:has-text('Campaign Ids')").locator(
+            "xpath=following::div[contains(@class,'ace_editor')][1]"
+        )
+        editor.click()
+        page.keyboard.insert_text(json.dumps(ids))
+        frame = shown_view(page)
+
+        rows = frame.locator("table.campaigns tbody tr")
+        # Attention first: the failed run, then the overdue send, then the completed one.
+        assert [rows.nth(i).get_attribute("data-campaign") for i in range(3)] == [ids[1], ids[2], ids[0]]
+        assert rows.nth(0).locator("td.failed-count").inner_text() == "10,000"
+        assert rows.nth(0).locator("[data-attention-label]").inner_text() == "failed"
+        assert rows.nth(2).locator("td.sent-count").inner_text() == "17,480"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "inspector-get_overview.png"))
     assert troubles == []
