@@ -253,8 +253,7 @@ async def _view(settings: Settings, tool: str, campaign_ids: list[str], output: 
     from experiture_mcp.views import view_for, view_html
 
     view = view_for(tool)
-    if view is None:  # argparse allows only VIEW_TOOLS
-        raise AssertionError(tool)
+    assert view is not None, tool  # argparse offers only VIEW_TOOLS
     if tool != "get_overview" and len(campaign_ids) != 1:
         sys.stderr.write(f"experiture-mcp: {tool} shows one campaign; {len(campaign_ids)} ids were given.\n")
         return 2
