@@ -538,3 +538,35 @@ def test_the_view_command_page_shows_a_hostile_name_as_text(
     assert shown.frame.locator("h1").text_content() == HOSTILE_NAMES["script"]
     assert shown.frame.locator("script").count() == 4  # the config, the answer, the bridge and the view: no more
     assert_clean(shown)
+
+
+def test_only_the_host_window_is_listened_to(page: Any, recorded: Recorded) -> None:
+    result = recorded.demo[DEMO_CAMPAIGNS["spring-dm"], "get_status"]
+    shown = open_view(page, FUNNEL, "get_status", {"campaign_id": DEMO_CAMPAIGNS["spring-dm"]}, result)
+    before = shown.text()
+    forged = json.loads(json.dumps(result))
+    forged["structuredContent"]["name"] = "forged by the page itself"
+
+    # A message the view's own window posts (or any frame but the host) is not the host speaking.
+    shown.frame.evaluate(
+        "r => window.postMessage({jsonrpc: '2.0', method: 'ui/notifications/tool-result', params: r}, '*')", forged
+    )
+    shown.page.wait_for_timeout(200)
+
+    assert shown.text() == before
+    assert_clean(shown)
+
+
+def test_a_new_locale_from_the_host_renders_the_numbers_again(page: Any, recorded: Recorded) -> None:
+    result = recorded.demo[DEMO_CAMPAIGNS["tokyo-push"], "get_status"]
+    shown = open_view(page, FUNNEL, "get_status", {"campaign_id": DEMO_CAMPAIGNS["tokyo-push"]}, result)
+    assert shown.text("tr[data-stage=scheduled] td.count") == "50,000"
+
+    shown.page.evaluate("() => window.host.notify('ui/notifications/host-context-changed', {locale: 'de-DE'})")
+    shown.frame.wait_for_function(
+        "() => document.querySelector('tr[data-stage=scheduled] td.count').textContent !== '50,000'"
+    )
+
+    assert shown.text("tr[data-stage=scheduled] td.count") == "50.000"
+    assert shown.text("tr[data-stage=sent] td.count") == "29.876"
+    assert_clean(shown)
