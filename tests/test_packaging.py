@@ -216,7 +216,9 @@ async def test_host_substituted_environment_gives_the_server_its_settings(
 async def test_bundle_holds_only_what_the_host_needs(bundle: Path) -> None:
     with zipfile.ZipFile(bundle) as archive:
         names = set(archive.namelist())
-    sources = {p.relative_to(ROOT).as_posix() for p in (ROOT / "server" / "experiture_mcp").glob("*.py")}
+    package = ROOT / "server" / "experiture_mcp"
+    # Every file of the package, the views' HTML, CSS and JS included.
+    sources = {p.relative_to(ROOT).as_posix() for p in package.rglob("*") if p.is_file() and p.suffix != ".pyc"}
 
     assert {n.split("/")[0] for n in names} == {
         "manifest.json",

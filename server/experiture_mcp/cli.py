@@ -22,6 +22,7 @@ log = logging.getLogger("experiture_mcp")
 
 DEMO_BASE_URL = "https://demo.experiture.invalid/public/v1"  # never resolved: the demo app answers in-process
 TOOLS = ("get_summary", "get_status", "get_metrics", "get_overview", "wait_for_run")
+VIEW_TOOLS = ("get_status", "get_metrics", "get_overview")  # the tools with an MCP Apps view
 
 
 def _common(demo_default: Any) -> argparse.ArgumentParser:
@@ -76,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("tool", choices=TOOLS)
     call.add_argument("campaign_id", help="a campaign UUID or link; for get_overview, several separated by commas")
     call.add_argument("--json", action="store_true", help="print the structured content instead of the text")
+    view = commands.add_parser(
+        "view",
+        parents=[_common(argparse.SUPPRESS)],
+        help="write a standalone HTML page of a tool's MCP Apps view with the answer in it (opens nothing)",
+    )
+    view.add_argument("tool", choices=VIEW_TOOLS)
+    view.add_argument("campaign_ids", nargs="+", metavar="CAMPAIGN_ID", help="one id; several for get_overview")
+    view.add_argument("-o", "--output", metavar="FILE.html", help="write the page here instead of to stdout")
     doctor = commands.add_parser(
         "doctor",
         parents=[_common(argparse.SUPPRESS)],
@@ -189,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_doctor(settings, [], token_set=token_set, as_json=args.json, transport=_demo_transport(settings))
     if args.command == "call":
         return anyio.run(_call, settings, args.tool, args.campaign_id, args.json)
+    if args.command == "view":
+        return anyio.run(_view, settings, args.tool, args.campaign_ids, args.output)
     if args.transport == "http":
         from experiture_mcp.hosted import serve
 
@@ -232,4 +243,36 @@ async def _call(settings: Settings, tool: str, campaign_id: str, as_json: bool) 
     else:
         out = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
     sys.stdout.write(out + "\n")  # stdout-ok: `call` is a terminal command, not the protocol
+    return 1 if result.is_error else 0
+
+
+async def _view(settings: Settings, tool: str, campaign_ids: list[str], output: str | None) -> int:
+    from mcp import Client
+
+    from experiture_mcp.server import build_server
+    from experiture_mcp.views import view_for, view_html
+
+    view = view_for(tool)
+    assert view is not None, tool  # argparse offers only VIEW_TOOLS
+    if tool != "get_overview" and len(campaign_ids) != 1:
+        sys.stderr.write(f"experiture-mcp: {tool} shows one campaign; {len(campaign_ids)} ids were given.\n")
+        return 2
+    arguments: dict[str, Any] = (
+        {"campaign_ids": ",".join(campaign_ids)} if tool == "get_overview" else {"campaign_id": campaign_ids[0]}
+    )
+    server = build_server(settings, transport=_demo_transport(settings))
+    async with Client(server) as client:
+        result = await client.call_tool(tool, arguments)
+    wire = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+    page = view_html(view, {"tool": tool, "arguments": arguments, "result": wire})
+    if output is None:
+        sys.stdout.write(page)  # stdout-ok: `view` writes the page for a shell redirect
+    else:
+        try:
+            with open(output, "w", encoding="utf-8") as file:
+                file.write(page)
+        except OSError as exc:
+            sys.stderr.write(f"experiture-mcp: cannot write {output}: {exc.strerror}\n")
+            return 2
+        sys.stderr.write(f"experiture-mcp: wrote {output} ({len(page.encode()):,} bytes); open it in a browser.\n")
     return 1 if result.is_error else 0

@@ -45,6 +45,7 @@ from experiture_mcp.models import (
 )
 from experiture_mcp.render import HIGH_FAILURE_RATE, overview_warnings, render_error, render_overview, short_reason
 from experiture_mcp.results import READ_ONLY, error_result, internal_error_result, ok_result
+from experiture_mcp.views import OVERVIEW
 
 __all__ = ["MAX_CAMPAIGNS", "OVERVIEW_CONCURRENCY", "build_overview", "parse_campaign_ids", "register_overview"]
 
@@ -301,7 +302,7 @@ def _common_failure(fetched: list[_Fetched], late: ExperitureError) -> Experitur
 def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any, Any]], str | None]) -> None:
     """Add the get_overview tool to `mcp`; `request_token` gives the caller's own API token, if any."""
 
-    @mcp.tool(title="Overview of many campaigns", annotations=READ_ONLY)
+    @mcp.tool(title="Overview of many campaigns", annotations=READ_ONLY, meta=OVERVIEW.tool_meta)
     async def get_overview(
         campaign_ids: CampaignIds, ctx: Context[OverviewState, Any]
     ) -> Annotated[CallToolResult, Overview]:

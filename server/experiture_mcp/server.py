@@ -46,6 +46,7 @@ from experiture_mcp.prompts import register_prompts
 from experiture_mcp.reference import reference_markdown
 from experiture_mcp.render import render_error, render_metrics, render_status, render_summary
 from experiture_mcp.results import READ_ONLY, error_result, internal_error_result, ok_result
+from experiture_mcp.views import FUNNEL, views_extension
 
 __all__ = ["SERVER_NAME", "TOKEN_HEADER", "AppState", "Clock", "build_server"]
 
@@ -137,6 +138,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         instructions=INSTRUCTIONS,
         website_url="https://github.com/experiture/experiture-mcp",
         lifespan=lifespan,
+        extensions=[views_extension()],  # MCP Apps: the ui:// views some hosts show next to an answer
     )
 
     async def run_tool(
@@ -173,14 +175,14 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             "get_summary", campaign_id, ctx, lambda c, cid, tok: c.get_summary(cid, token=tok), render_summary
         )
 
-    @mcp.tool(title="Campaign execution status", annotations=READ_ONLY)
+    @mcp.tool(title="Campaign execution status", annotations=READ_ONLY, meta=FUNNEL.tool_meta)
     async def get_status(campaign_id: CampaignId, ctx: Context[AppState]) -> Annotated[CallToolResult, CampaignStatus]:
         """Execution state of one broadcast campaign (not_scheduled, scheduled, pending_or_overdue, running, completed, failed), its schedule and latest run: start/end times, duration, pipeline counts with drop-offs and failure rate. Prefer it for "did it go out / is it running / did it fail". Needs scope campaigns:read."""  # noqa: E501
         return await run_tool(
             "get_status", campaign_id, ctx, lambda c, cid, tok: c.get_status(cid, token=tok), render_status
         )
 
-    @mcp.tool(title="Campaign pipeline metrics", annotations=READ_ONLY)
+    @mcp.tool(title="Campaign pipeline metrics", annotations=READ_ONLY, meta=FUNNEL.tool_meta)
     async def get_metrics(
         campaign_id: CampaignId, ctx: Context[AppState]
     ) -> Annotated[CallToolResult, CampaignMetrics]:
