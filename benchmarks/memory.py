@@ -1,8 +1,8 @@
 """Idle memory, ours next to the SDK floor: resident memory, then what each imports and allocates before the first call.
 
-Run from the repository root: `uv run --frozen python -m benchmarks.memory [--runs N]` (about a minute); it
-prints markdown for benchmarks/RESULTS.md. Both servers are started over stdio as benchmarks.run starts them and
-answer `initialize`; then:
+Run from the repository root: `uv run --frozen python -m benchmarks.memory [--runs N] [--write]` (about a minute);
+it prints markdown, and `--write` puts it at the end of benchmarks/RESULTS.md (benchmarks.run keeps that section).
+Both servers are started over stdio as benchmarks.run starts them and answer `initialize`; then:
 
 - resident memory (VmRSS) 0.3 s later, the median of N runs each, alternating;
 - the modules loaded by then (sys.modules), grouped by top-level package: what ours loads that the floor does not;
@@ -27,13 +27,16 @@ import sys
 import sysconfig
 import tempfile
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from benchmarks.rpc import StdioSession, base_env
+from benchmarks.run import MEMORY_SECTION
 from experiture_mcp.sandbox import DEMO_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 FLOOR_SCRIPT = str(ROOT / "benchmarks" / "floor_server.py")
 BASE_URL = "http://127.0.0.1:9/public/v1"  # never called: both servers stay idle
 ACCESS_KEY = "bench-access-key"
@@ -183,6 +186,13 @@ def waterfall(runs: int = 3) -> list[tuple[str, int, int]]:
     ]
 
 
+def commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() or "unknown"
+
+
 def top(module: str) -> str:
     return module.split(".")[0]
 
@@ -231,12 +241,21 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=7, help="idle RSS runs per server (default 7)")
     parser.add_argument("--json", action="store_true", help="also print the raw figures as JSON")
+    parser.add_argument("--write", action="store_true", help=f"put the report at the end of {RESULTS.name}")
+    parser.add_argument("--notes", default="", help="markdown added under the figures (what was cut, and why)")
     args = parser.parse_args()
     rss = await idle_rss(args.runs)
     with tempfile.TemporaryDirectory() as tmp:
         snaps = {label: await snapshot(label, Path(tmp)) for label in servers()}
     steps = waterfall()
-    print(report(rss, snaps, steps))
+    text = report(rss, snaps, steps)
+    print(text)
+    if args.write:
+        when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        head = f"{MEMORY_SECTION} (`python -m benchmarks.memory`, commit {commit()}, {when})"
+        section = f"{head}\n\n{text}\n" + (f"\n{args.notes.strip()}\n" if args.notes else "")
+        kept = RESULTS.read_text(encoding="utf-8").partition(MEMORY_SECTION)[0].rstrip("\n")
+        RESULTS.write_text(f"{kept}\n\n{section}", encoding="utf-8")
     if args.json:
         modules = {label: loaded for label, (_, loaded) in snaps.items()}
         raw: dict[str, Any] = {"rss_kib": rss, "waterfall": steps, "modules": modules}
