@@ -175,25 +175,30 @@ def install_uv() -> str:
     """Installs uv into the cache folder (bin/uv and bin/uvx) and returns its path."""
     target = cache_dir()
     forced = os.environ.get("EXPERITURE_UV_BOOTSTRAP", "")
-    if forced:
-        method = forced
-    elif has_module(sys.executable, "ensurepip"):
-        method = "venv"
-    elif has_module(sys.executable, "pip"):
-        method = "pip"
-    else:
-        method = "wheel"
-    if method not in METHODS:
+    if forced and forced not in METHODS:
         raise SystemExit(f"scripts/uv.py: EXPERITURE_UV_BOOTSTRAP={forced!r} is none of {', '.join(METHODS)}")
-    say(f"no uv on PATH or in this Python; installing it into {target} (once; method: {method})")
+    if forced:
+        methods = [forced]
+    else:  # each that this Python can use, in order; a failure moves on (an old pip has no --python, for one)
+        methods = [m for m, module in (("venv", "ensurepip"), ("pip", "pip")) if has_module(sys.executable, module)]
+        methods.append("wheel")
     target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target, prefix=".install-") as tmp:
-        scripts = METHODS[method](Path(tmp))
-        (target / "bin").mkdir(exist_ok=True)
-        for name in (f"uv{EXE}", f"uvx{EXE}"):
-            staged = Path(tmp) / name
-            shutil.copy2(scripts / name, staged)
-            os.replace(staged, target / "bin" / name)  # atomic: a concurrent run sees the old file or the new
+    for i, method in enumerate(methods):
+        say(f"no uv on PATH or in this Python; installing it into {target} (once; method: {method})")
+        try:
+            with tempfile.TemporaryDirectory(dir=target, prefix=".install-") as tmp:
+                scripts = METHODS[method](Path(tmp))
+                (target / "bin").mkdir(exist_ok=True)
+                for name in (f"uv{EXE}", f"uvx{EXE}"):
+                    staged = Path(tmp) / name
+                    shutil.copy2(scripts / name, staged)
+                    os.replace(staged, target / "bin" / name)  # atomic: a concurrent run sees the old file or the new
+        except (OSError, subprocess.CalledProcessError, RuntimeError, ValueError, KeyError) as error:
+            if i == len(methods) - 1:
+                raise
+            say(f"method {method} failed ({error}); trying the next")
+            continue
+        break
     uv = str(target / "bin" / f"uv{EXE}")
     version = subprocess.run([uv, "--version"], check=True, capture_output=True, text=True).stdout.strip()
     say(f"installed {version}")
