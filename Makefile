@@ -1,4 +1,7 @@
 .PHONY: help install format lint typecheck test check demo bench bundle third-party clients
+# uv as the README's quick start gets it: on PATH, else python3 -m uv, else the private copy scripts/uv.py installs.
+UV := $(shell command -v uv 2>/dev/null || python3 scripts/uv.py --which)
+export PATH := $(dir $(UV)):$(PATH)
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 install:  ## create .venv from uv.lock

@@ -39,6 +39,7 @@ LEVELS = (1, 10, 50)
 ENDPOINTS = {"get_summary": "summary", "get_status": "status", "get_metrics": "metrics"}
 OURS_LABEL, FLOOR_LABEL = "experiture-mcp", "SDK floor"
 RENDERED_LABEL = "SDK floor + our model and text"  # floor_server.py with FLOOR_RENDER=1
+MEMORY_SECTION = "## Idle memory breakdown"  # written by benchmarks/memory.py --write, kept by this run
 
 Call = Callable[[], Awaitable[Any]]
 Json = dict[str, Any]
@@ -641,6 +642,9 @@ def main() -> None:
     results = asyncio.run(run(args))
     text = report(results, args)
     text += f"\nThe whole run took {time.monotonic() - started:.0f} s.\n"
+    if args.output.exists():  # keep the section benchmarks/memory.py writes, which this run does not measure
+        _, marker, kept = args.output.read_text().partition(MEMORY_SECTION)
+        text += f"\n{marker}{kept}" if marker else ""
     args.output.write_text(text)
     print(text)
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-from pydantic import SecretStr, ValidationError
+import subprocess
+import sys
+from typing import Annotated
 
-from experiture_mcp.config import DEFAULT_BASE_URL, Settings
+import pytest
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+
+from experiture_mcp.config import DEFAULT_BASE_URL, ConfigError, NoDecode, Settings, _from_environment  # pyright: ignore[reportPrivateUsage]
 
 
 def test_defaults_point_at_the_public_api_with_a_ten_second_timeout() -> None:
@@ -107,3 +112,54 @@ def test_settings_are_frozen() -> None:
 
     with pytest.raises(ValidationError):
         settings.timeout_seconds = 1  # type: ignore[misc]
+
+
+def test_environment_names_match_in_any_case_and_unknown_ones_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("experiture_timeout_seconds", "3")
+    monkeypatch.setenv("EXPERITURE_NO_SUCH_SETTING", "x")
+
+    settings = Settings()
+
+    assert settings.timeout_seconds == 3.0
+
+
+def test_list_settings_from_the_environment_are_split_on_commas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPERITURE_MCP_ALLOWED_HOSTS", " mcp.example.com, ,api.example.com ")
+    monkeypatch.setenv("EXPERITURE_MCP_ACCESS_KEYS", "k1,k2")
+
+    settings = Settings()
+
+    assert settings.mcp_allowed_hosts == ("mcp.example.com", "api.example.com")
+    assert [k.get_secret_value() for k in settings.mcp_access_keys] == ["k1", "k2"]
+
+
+def test_an_invalid_environment_value_is_a_validation_error_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPERITURE_TIMEOUT_SECONDS", "soon")
+
+    with pytest.raises(ValidationError, match="timeout_seconds"):
+        Settings()
+
+
+def test_a_list_like_setting_without_nodecode_is_read_as_json_as_pydantic_settings_does() -> None:
+    class Sample(BaseModel):
+        plain: list[str]
+        marked: Annotated[list[str], NoDecode]
+
+    plain, marked = Sample.model_fields["plain"], Sample.model_fields["marked"]
+
+    assert _from_environment('["a", "b"]', plain) == ["a", "b"]
+    assert _from_environment("a,b", marked) == "a,b"
+    assert _from_environment("3", FieldInfo.from_annotation(float)) == "3"
+    with pytest.raises(ConfigError, match="not JSON"):
+        _from_environment("a,b", plain)
+
+
+def test_settings_are_read_without_importing_pydantic_settings() -> None:
+    # pydantic-settings costs about 2.7 MiB of idle memory (benchmarks/memory.py); config reads the environment itself.
+    code = (
+        "import sys; from experiture_mcp.config import Settings; from experiture_mcp.server import build_server; "
+        "build_server(Settings()); print(sorted(m for m in sys.modules if m.startswith('pydantic_settings')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+
+    assert done.stdout.strip() == "[]"

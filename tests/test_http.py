@@ -499,7 +499,8 @@ async def test_the_two_eras_advertise_the_same_capabilities_but_for_the_sdks_sub
     multi_tenant: Hosted,
 ) -> None:
     # At 2026-07-28 the SDK derives listChanged and resources.subscribe from serving subscriptions/listen (which
-    # MCPServer does by default); at 2025-11-25 from NotificationOptions, all off. Nothing else may differ.
+    # MCPServer does by default); at 2025-11-25 from NotificationOptions, all off. Extensions (the MCP Apps views)
+    # are advertised only where the protocol has a field for them, 2026-07-28. Nothing else may differ.
     advertised: dict[str, dict[str, Any]] = {}
     for era in ("legacy", "auto"):
         async with http_client(multi_tenant.url, era, authorized(DEMO_TOKEN)) as client:
@@ -511,4 +512,6 @@ async def test_the_two_eras_advertise_the_same_capabilities_but_for_the_sdks_sub
     flags = {*SUBSCRIPTION_FLAGS, ("resources", "subscribe")}
     for caps, value in ((legacy["caps"], False), (modern["caps"], True)):
         assert {(group, flag): caps[group].pop(flag) for group, flag in flags} == dict.fromkeys(flags, value)
+    assert "extensions" not in legacy["caps"]
+    assert modern["caps"].pop("extensions") == {"io.modelcontextprotocol/ui": {}}
     assert legacy["caps"] == modern["caps"] == {"completions": {}, "prompts": {}, "resources": {}, "tools": {}}

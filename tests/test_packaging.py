@@ -8,6 +8,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import tomllib
 import zipfile
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import TextContent
 
+from experiture_mcp import __version__
 from experiture_mcp.config import DEFAULT_BASE_URL, Settings
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 
@@ -58,6 +60,21 @@ def host_config(unpacked: Path, user_values: dict[str, str | float], *, fill_def
         "args": [substitute(a) for a in config.get("args", [])],
         "env": {k: substitute(v) for k, v in config.get("env", {}).items()},
     }
+
+
+@pytest.fixture(scope="session")
+def uv() -> str:
+    """uv found, or installed, as the README's quick start does: scripts/uv.py (PATH, `python3 -m uv`, private copy)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "uv.py"), "--which"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"scripts/uv.py --which failed:\n{done.stderr}")
+    return done.stdout.strip()
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +149,19 @@ async def test_manifest_prompt_texts_say_what_the_live_prompts_say(client: Clien
 @pytest.mark.anyio
 async def test_manifest_version_is_the_package_and_the_server_version(client: Client) -> None:
     assert client.server_info is not None
-    assert MANIFEST["version"] == PROJECT["version"] == client.server_info.version
+    assert MANIFEST["version"] == PROJECT["version"] == __version__ == client.server_info.version
+
+
+@pytest.mark.anyio
+async def test_changelog_has_an_unreleased_section_and_one_for_the_current_version() -> None:
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    versions = re.findall(r"^## \[([^\]]+)\]", changelog, flags=re.MULTILINE)
+
+    assert versions[:2] == ["Unreleased", PROJECT["version"]]
+    assert re.search(
+        rf"^## \[{re.escape(PROJECT['version'])}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, flags=re.MULTILINE
+    )
+    assert f"[{PROJECT['version']}]: {PROJECT['urls']['Repository']}/releases/tag/v{PROJECT['version']}" in changelog
 
 
 @pytest.mark.anyio
@@ -234,12 +263,16 @@ async def test_bundle_holds_only_what_the_host_needs(bundle: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_unpacked_bundle_started_from_its_manifest_config_serves_the_tools(unpacked: Path, demo_api: str) -> None:
+async def test_unpacked_bundle_started_from_its_manifest_config_serves_the_tools(
+    unpacked: Path, demo_api: str, uv: str
+) -> None:
     # The host passes its own environment plus the manifest's env; the timeout is left unset to cover the literal.
     config = host_config(unpacked, {"api_token": DEMO_TOKEN, "base_url": demo_api}, fill_defaults=False)
     assert config["env"]["EXPERITURE_TIMEOUT_SECONDS"] == "${user_config.timeout_seconds}"
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("EXPERITURE_", "VIRTUAL_ENV", "UV_PROJECT"))}
-    params = StdioServerParameters(command=config["command"], args=config["args"], env=inherited | config["env"])
+    # Hosts bring their own uv for a bundle of server.type "uv"; here it is the one the README's quick start gets.
+    assert config["command"] == "uv"
+    params = StdioServerParameters(command=uv, args=config["args"], env=inherited | config["env"])
 
     async with Client(params) as client:
         tools = [tool.name for tool in (await client.list_tools()).tools]
