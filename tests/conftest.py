@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -131,10 +132,14 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture(autouse=True)
-def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:  # pyright: ignore[reportUnusedFunction]
-    """Settings read EXPERITURE_* variables: a developer's own must not leak into any test."""
+def _clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # pyright: ignore[reportUnusedFunction]
+    """Settings read EXPERITURE_* variables: a developer's own must not leak into any test.
+
+    Each test remembers campaigns in its own data directory, never in the developer's.
+    """
     for name in [n for n in os.environ if n.startswith("EXPERITURE_")]:
         monkeypatch.delenv(name)
+    monkeypatch.setenv("EXPERITURE_DATA_DIR", str(tmp_path / "data"))
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -68,6 +69,14 @@ class Settings(BaseSettings):
         default=False, description="Serve a non-loopback address without access keys (a proxy authenticates)."
     )
     demo: bool = Field(default=False, description="Serve the built-in demo API instead of Experiture.")
+    memory: bool = Field(default=True, description="Remember the campaigns seen, to find them by name (off: nothing).")
+    data_dir: Path | None = Field(default=None, description="Directory of the memory file (default: the platform's).")
+    database_url: SecretStr | None = Field(
+        default=None, description="postgresql://… to keep the memory in PostgreSQL instead of a SQLite file."
+    )
+    memory_secret: SecretStr | None = Field(
+        default=None, description="Key of the tenants' keyed hashes (default: one the store creates and keeps)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="WARNING", description="Level of the log written to stderr."
     )
