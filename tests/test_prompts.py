@@ -66,10 +66,10 @@ async def test_the_comparison_asks_for_one_overview_call_with_every_distinct_id(
 @pytest.mark.parametrize(
     ("name", "arguments", "says"),
     [
-        ("campaign_report", {"campaign_id": "the spring campaign"}, "is not a campaign UUID"),
-        ("diagnose_campaign", {"campaign_id": ""}, "is not a campaign UUID"),
+        ("campaign_report", {"campaign_id": "the spring campaign"}, "is neither a campaign UUID"),
+        ("diagnose_campaign", {"campaign_id": ""}, "is neither a campaign UUID"),
         ("compare_campaigns", {"campaign_ids": SPRING}, "give 2 to 50 distinct campaign ids; 1 given"),
-        ("compare_campaigns", {"campaign_ids": f"{SPRING},nope"}, "not campaign UUIDs: 'nope'"),
+        ("compare_campaigns", {"campaign_ids": f"{SPRING},nope"}, "not campaign UUIDs or links: 'nope'"),
         (
             "compare_campaigns",
             {"campaign_ids": ",".join(f"{i:08x}-0000-4000-8000-000000000000" for i in range(MAX_CAMPAIGNS + 1))},

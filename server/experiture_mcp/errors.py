@@ -75,10 +75,10 @@ class UnusableToken(NotConfigured):
 
 
 class InvalidCampaignId(ExperitureError, ValueError):
-    """The campaign id is not a UUID, so no request was made."""
+    """The campaign id is neither a UUID nor a link holding one, so no request was made."""
 
     def __init__(self, campaign_id: str) -> None:
-        super().__init__(f"campaign id {campaign_id[:80]!r} is not a UUID")
+        super().__init__(f"campaign id {campaign_id[:80]!r} is not a UUID or a link to a campaign")
         self.campaign_id = campaign_id
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -12,6 +14,7 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "CAMPAIGN_ID_DESCRIPTION",
     "EXAMPLE_CAMPAIGN_ID",
+    "MAX_LINK_LENGTH",
     "UUID_PATTERN",
     "Attention",
     "Audience",
@@ -36,19 +39,57 @@ __all__ = [
     "Reach",
     "StatusSchedule",
     "Template",
+    "campaign_id_from",
     "dump",
     "is_campaign_id",
 ]
 
 EXAMPLE_CAMPAIGN_ID = "4130bada-9264-465f-bc0c-a26bebcfcc81"  # the API reference's own example
-CAMPAIGN_ID_DESCRIPTION = f"The campaign's UUID, e.g. {EXAMPLE_CAMPAIGN_ID}."
+CAMPAIGN_ID_DESCRIPTION = f"The campaign's UUID, e.g. {EXAMPLE_CAMPAIGN_ID}, or its link."
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _UUID_RE = re.compile(UUID_PATTERN)
+
+
+MAX_LINK_LENGTH = 2048
+_ANY_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def is_campaign_id(value: str) -> bool:
     """True when value is a UUID, the only shape that is ever put into a request path."""
     return _UUID_RE.fullmatch(value) is not None
+
+
+def _route_path(path: str, fragment: str) -> str:
+    # An SPA hash route (#/campaigns/<id> or #!/campaigns/<id>) is the page's real path; its own ?query is not.
+    route = fragment[1:] if fragment.startswith("!/") else fragment
+    if not route.startswith("/"):
+        return path
+    return path + route.partition("?")[0]
+
+
+def campaign_id_from(value: str) -> str | None:
+    """The lower-case campaign UUID in value (a bare UUID or an http(s) link to the campaign), else None."""
+    value = value.strip()
+    if not value or len(value) > MAX_LINK_LENGTH:
+        return None
+    if is_campaign_id(value):
+        return value.lower()
+    # Nothing a person would paste holds control, format (zero-width, bidi) or space characters, or a backslash.
+    if "\\" in value or any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        return None
+    try:
+        url = urlsplit(value)
+        port_ok = url.port is None or url.port > 0
+        path = unquote(_route_path(url.path, url.fragment), errors="strict")
+    except ValueError:  # a bad port or IPv6 host, or percent-escapes that are not UTF-8
+        return None
+    if url.scheme not in ("http", "https") or not url.hostname or "@" in url.netloc or not port_ok:
+        return None
+    # The UUID must fill one segment of the path and be the only UUID anywhere in it; the query never counts.
+    if len(_ANY_UUID_RE.findall(path)) != 1:
+        return None
+    hits = [segment for segment in path.split("/") if is_campaign_id(segment)]
+    return hits[0].lower() if hits else None
 
 
 def _aware(value: datetime) -> datetime:

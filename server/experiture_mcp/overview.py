@@ -32,7 +32,6 @@ from experiture_mcp.errors import (
 from experiture_mcp.memory.entry import Entry, entry_from
 from experiture_mcp.memory.service import HOW_REMEMBERED, MemoryUnavailable
 from experiture_mcp.models import (
-    UUID_PATTERN,
     Attention,
     CampaignMetrics,
     CampaignStatus,
@@ -42,6 +41,7 @@ from experiture_mcp.models import (
     OverviewError,
     OverviewRow,
     OverviewTotal,
+    campaign_id_from,
     dump,
     is_campaign_id,
 )
@@ -68,13 +68,13 @@ _CAMPAIGN_ERRORS = (CampaignNotFound, UnsupportedCampaignType, StatusInconsisten
 _SEPARATORS = re.compile(r"[\s,;]+")
 
 CampaignIds = Annotated[
-    # Published as a strict array of UUIDs; also accepted as one string, for clients that send arrays as text.
+    # Published as an array (of UUIDs or links); also accepted as one string, for clients that send arrays as text.
     Annotated[
         list[str],
         WithJsonSchema(
             {
                 "type": "array",
-                "items": {"type": "string", "pattern": UUID_PATTERN},
+                "items": {"type": "string"},
                 "minItems": 1,
                 "maxItems": MAX_CAMPAIGNS,
             }
@@ -82,8 +82,8 @@ CampaignIds = Annotated[
     ]
     | str,
     Field(
-        description=f"Up to {MAX_CAMPAIGNS} campaign UUIDs as a JSON array (a JSON string or comma-separated list "
-        "also works). Omit for the remembered campaigns.",
+        description=f"Up to {MAX_CAMPAIGNS} campaign UUIDs or links as a JSON array (a JSON string or "
+        "comma-separated list also works). Omit for the remembered campaigns.",
     ),
 ]
 
@@ -122,11 +122,14 @@ def parse_campaign_ids(value: list[str] | str) -> list[str]:
         items = list(value)
     seen: dict[str, str] = {}
     for item in items:
-        for token in _SEPARATORS.split(str(item)):
+        # A whole item that is a link stays whole (its query may hold commas); anything else is split.
+        whole = campaign_id_from(str(item))
+        for token in [whole] if whole else _SEPARATORS.split(str(item)):
             token = token.strip("[]\"'")
+            token = campaign_id_from(token) or token
             if token and token.lower() not in seen:
                 seen[token.lower()] = token
-    return [t.lower() if is_campaign_id(t) else t for t in seen.values()]
+    return list(seen.values())
 
 
 @dataclass

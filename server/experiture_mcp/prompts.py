@@ -11,7 +11,7 @@ from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.types import INVALID_PARAMS
 from pydantic import Field
 
-from experiture_mcp.models import CAMPAIGN_ID_DESCRIPTION, EXAMPLE_CAMPAIGN_ID, is_campaign_id
+from experiture_mcp.models import CAMPAIGN_ID_DESCRIPTION, EXAMPLE_CAMPAIGN_ID, campaign_id_from, is_campaign_id
 from experiture_mcp.overview import MAX_CAMPAIGNS, parse_campaign_ids
 
 __all__ = ["register_prompts"]
@@ -19,7 +19,9 @@ __all__ = ["register_prompts"]
 CampaignId = Annotated[str, Field(description=CAMPAIGN_ID_DESCRIPTION)]
 CampaignIds = Annotated[
     str,
-    Field(description=f"Two to {MAX_CAMPAIGNS} campaign UUIDs, separated by commas (a JSON array also works)."),
+    Field(
+        description=f"Two to {MAX_CAMPAIGNS} campaign UUIDs or links, separated by commas (a JSON array also works)."
+    ),
 ]
 
 NUMBERS = """\
@@ -34,20 +36,21 @@ when a tool said 0.
 
 
 def _one_id(campaign_id: str) -> str:
-    campaign_id = campaign_id.strip()
-    if not is_campaign_id(campaign_id):
+    cid = campaign_id_from(campaign_id)
+    if cid is None:
         raise MCPError(
             INVALID_PARAMS,
-            f"campaign_id {campaign_id[:60]!r} is not a campaign UUID (like {EXAMPLE_CAMPAIGN_ID}).",
+            f"campaign_id {campaign_id.strip()[:60]!r} is neither a campaign UUID (like {EXAMPLE_CAMPAIGN_ID}) "
+            "nor a link to a campaign.",
         )
-    return campaign_id.lower()
+    return cid
 
 
 def _many_ids(campaign_ids: str) -> list[str]:
     ids = parse_campaign_ids(campaign_ids)
     bad = [cid for cid in ids if not is_campaign_id(cid)]
     if bad:
-        raise MCPError(INVALID_PARAMS, f"not campaign UUIDs: {', '.join(repr(b[:60]) for b in bad[:5])}.")
+        raise MCPError(INVALID_PARAMS, f"not campaign UUIDs or links: {', '.join(repr(b[:60]) for b in bad[:5])}.")
     if not 2 <= len(ids) <= MAX_CAMPAIGNS:
         raise MCPError(INVALID_PARAMS, f"give 2 to {MAX_CAMPAIGNS} distinct campaign ids; {len(ids)} given.")
     return ids

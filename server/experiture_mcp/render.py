@@ -511,8 +511,9 @@ def _explain(tool: str, error: ExperitureError, over_http: bool) -> tuple[str, s
             )
         case InvalidCampaignId():
             return (
-                f"it is not a campaign id; ids are UUIDs like {EXAMPLE_CAMPAIGN_ID}. No request was made.",
-                "Ask the user for the campaign's UUID (shown in Experiture's campaign URL) and call again.",
+                f"it is not a campaign id; ids are UUIDs like {EXAMPLE_CAMPAIGN_ID}, or links to a campaign. "
+                "No request was made.",
+                "Ask the user for the campaign's UUID or its link from the Experiture app and call again.",
             )
         case Unauthorized() if over_http:
             return (
@@ -650,7 +651,7 @@ def short_reason(error: ExperitureError, scope: str) -> str:
     """A few words on why one campaign could not be read, for a row of a many-campaign answer."""
     match error:
         case InvalidCampaignId():
-            return "not a campaign id (ids are UUIDs); no request made"
+            return "not a campaign id (a UUID or a link to one); no request made"
         case NotConfigured():
             return "no Experiture API token is configured"
         case Unauthorized():

@@ -27,10 +27,10 @@ from experiture_mcp.memory import Memory, entry_from
 from experiture_mcp.memory.tools import demo_seed, register_memory
 from experiture_mcp.models import (
     CAMPAIGN_ID_DESCRIPTION,
-    UUID_PATTERN,
     CampaignMetrics,
     CampaignStatus,
     CampaignSummary,
+    campaign_id_from,
     dump,
     is_campaign_id,
 )
@@ -51,8 +51,8 @@ M = TypeVar("M", bound=BaseModel)
 
 CampaignId = Annotated[
     str,
-    # The pattern is published for clients but checked by us, so a bad id gets our clear error, not pydantic's.
-    Field(description=CAMPAIGN_ID_DESCRIPTION, json_schema_extra={"pattern": UUID_PATTERN}),
+    # No pattern: a pasted link is accepted too, and a bad id gets our clear error rather than the client's.
+    Field(description=CAMPAIGN_ID_DESCRIPTION),
 ]
 INSTRUCTIONS = """\
 Read-only access to Experiture marketing campaigns (public API v1). Campaigns are identified by UUID; when the user
@@ -120,9 +120,10 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
     ) -> CallToolResult:
         state = ctx.request_context.lifespan_context
         token = _request_token(ctx)
+        given, campaign_id = campaign_id, campaign_id_from(campaign_id) or campaign_id
         try:
             if not is_campaign_id(campaign_id):
-                raise InvalidCampaignId(campaign_id)
+                raise InvalidCampaignId(given)
             model = await fetch(state.client, campaign_id, token)
             result = ok_result(text(model, state.clock()), dump(model))
         except ExperitureError as exc:
@@ -172,6 +173,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
     ) -> str:
         state = ctx.request_context.lifespan_context
         token = _request_token(ctx)
+        campaign_id = campaign_id_from(campaign_id) or campaign_id  # the SDK decoded it: %2F in a link is a /
         uri = f"experiture://campaigns/{campaign_id}/{endpoint}"
         try:
             model = await fetch(state.client, campaign_id, token)

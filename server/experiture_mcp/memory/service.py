@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "experiture-mcp"
 RETRY_OPEN_SECONDS = 10.0  # after a failed open, memory features answer the same error until then
+FLUSH_SECONDS = 15.0  # longest wait for queued entries to be written when the server stops
 REWRITE_SECONDS = 60.0  # an unchanged entry's "last seen" is refreshed at most this often
 _MAX_CACHED = 256  # tenants whose key and index this process keeps
 _MAX_WRITTEN = 20_000  # entries whose last write is remembered, to skip rewriting unchanged ones
@@ -93,6 +94,7 @@ class Memory:
         self._store: Store | None = None
         self._failed: tuple[float, MemoryUnavailable] | None = None
         self._open_lock: anyio.Lock | None = None
+        self._flush_lock: anyio.Lock | None = None
         self._warned: set[str] = set()
         self._keys: dict[str, str] = {}
         self._indexes: dict[str, tuple[int, Index]] = {}
@@ -135,15 +137,19 @@ class Memory:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncGenerator[None]:
         """Write queued entries in the background while the server runs; flush and close at the end."""
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._writer)
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
-        with anyio.CancelScope(shield=True):
-            await self.flush()
-            await self.aclose()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._writer)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            # Also when the server is cancelled on its way out: what was seen is still written.
+            with anyio.move_on_after(FLUSH_SECONDS, shield=True):
+                await self.flush()
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
 
     async def aclose(self) -> None:
         """Close the store, if it was opened."""
@@ -155,7 +161,9 @@ class Memory:
         while True:
             self._wake = anyio.Event()
             await self._wake.wait()
-            await self.flush()
+            # Shielded: a write under way when the server stops finishes, rather than losing its batch.
+            with anyio.move_on_after(FLUSH_SECONDS, shield=True):
+                await self.flush()
 
     def note(self, token: str | None, entries: Iterable[Entry | None]) -> None:
         """Queue what an answer showed about campaigns; written soon after, off the answer's path."""
@@ -182,6 +190,12 @@ class Memory:
 
     async def flush(self) -> None:
         """Write every queued entry now (a fault is logged and the entries are dropped)."""
+        if self._flush_lock is None:
+            self._flush_lock = anyio.Lock()
+        async with self._flush_lock:  # a reader waits for a write under way, so it sees that write
+            await self._flush()
+
+    async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, {}
             by_token: dict[str, list[Entry]] = {}

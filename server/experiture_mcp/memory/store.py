@@ -6,6 +6,7 @@ Nothing here knows about MCP or tokens: tenants arrive as keyed hashes (service.
 
 from __future__ import annotations
 
+import logging
 import secrets as random
 import zlib
 from collections.abc import Iterable, Sequence
@@ -233,6 +234,7 @@ def _upgrade(conn: Connection) -> None:
     from alembic import command
     from alembic.config import Config
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines at every start are noise
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = conn
