@@ -167,3 +167,53 @@ async def client(settings: Settings, era: str) -> AsyncIterator[Client]:
     """An in-memory MCP client of a fresh server pointed at the loopback demo API, in each protocol era."""
     async with connect(settings, era) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The superuser URL of a throwaway PostgreSQL cluster the suite starts on 127.0.0.1 (stopped at the end)."""
+    from _postgres import Cluster, find_bin
+
+    bindir = find_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): run scripts/ensure-postgres")
+    cluster = Cluster(bindir)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database in the throwaway cluster, for one test."""
+    import subprocess
+    from urllib.parse import urlsplit
+
+    name = f"experiture_{next(_databases)}"
+    url = urlsplit(postgres_server)
+    subprocess.run(
+        ["createdb", "-h", str(url.hostname), "-p", str(url.port), "-U", "postgres", name],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PATH": f"{_postgres_bin()}:{os.environ.get('PATH', '')}"},
+        timeout=60,
+    )
+    return postgres_server.rsplit("/", 1)[0] + "/" + name
+
+
+def _postgres_bin() -> str:
+    from _postgres import find_bin
+
+    return str(find_bin())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh memory database of each backend: a SQLite file in a temporary directory, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'memory.sqlite3'}"
+    return str(request.getfixturevalue("postgres_url"))
