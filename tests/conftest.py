@@ -131,6 +131,18 @@ def pytest_runtest_makereport(
     return report
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:  # pyright: ignore[reportUnusedFunction]
+    """Servers built by module- and session-scoped fixtures remember campaigns here, never in the developer's dir."""
+    before = os.environ.get("EXPERITURE_DATA_DIR")
+    os.environ["EXPERITURE_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
+    yield
+    if before is None:
+        os.environ.pop("EXPERITURE_DATA_DIR", None)
+    else:
+        os.environ["EXPERITURE_DATA_DIR"] = before
+
+
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # pyright: ignore[reportUnusedFunction]
     """Settings read EXPERITURE_* variables: a developer's own must not leak into any test.

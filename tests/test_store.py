@@ -58,7 +58,7 @@ async def test_entries_come_newest_first_and_forget_removes_only_the_given_tenan
         await store.remember("b", [Entry(uid(1), name="b's")], T0)
         v1 = await store.version("a")
 
-        assert [e.campaign_id for e in await store.entries("a")][0] == uid(1)
+        assert (await store.entries("a"))[0].campaign_id == uid(1)
         assert await store.forget("a", [uid(1), uid(9)]) == 1
         assert await store.version("a") > v1
         assert sorted(e.campaign_id for e in await store.entries("a")) == [uid(0), uid(2)]

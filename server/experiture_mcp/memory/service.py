@@ -217,10 +217,10 @@ class Memory:
 
     # The store, opened on first use.
 
-    def _unavailable(self, kind: str, text: str) -> MemoryUnavailable:
-        if kind not in self._warned:
+    def _unavailable(self, kind: str, text: str, exc: BaseException | None = None) -> MemoryUnavailable:
+        if kind not in self._warned:  # one warning per kind of fault, not one per call
             self._warned.add(kind)
-            log.warning("memory of campaigns unavailable: %s", text)
+            log.warning("memory of campaigns unavailable: %s", text, exc_info=exc)
         return MemoryUnavailable(text)
 
     def _check(self, token: str | None) -> str:
@@ -297,6 +297,7 @@ class Memory:
                 "postgres-error",
                 f"the PostgreSQL database at {where} failed ({type(exc).__name__}); see the server log. "
                 "Campaign lookups by id keep working meanwhile.",
+                exc,
             )
         if "locked" in message or "busy" in message:
             return self._unavailable(
@@ -316,7 +317,7 @@ class Memory:
                 f"the memory file {where} is damaged. Move it aside or delete it (it holds only remembered campaign "
                 "names and states, re-learned as campaigns are looked up) and try again.",
             )
-        if isinstance(exc, PermissionError) or any(
+        if isinstance(exc, OSError) or any(
             w in message for w in ("unable to open", "readonly", "read-only", "permission", "disk i/o")
         ):
             return self._unavailable(
@@ -325,11 +326,11 @@ class Memory:
                 "its directory, or set EXPERITURE_DATA_DIR (--data-dir) to a directory it can write; campaign "
                 "lookups by id keep working meanwhile.",
             )
-        log.warning("memory of campaigns failed", exc_info=exc)
         return self._unavailable(
             "other",
             f"the memory file {where} failed ({type(exc).__name__}); see the server log. Campaign lookups by id keep "
             "working meanwhile.",
+            exc,
         )
 
     # What the tools use.
