@@ -74,6 +74,7 @@ def _common(demo_default: Any) -> argparse.ArgumentParser:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="experiture-mcp",
+        allow_abbrev=False,  # else `campaigns forget --all` reads as an abbreviation of --allowed-hosts
         parents=[_common(False)],
         description="MCP server for Experiture campaigns. With no command it serves MCP over stdio.",
         epilog=f"The API token is read from {TOKEN_ENV}; it is never accepted as a flag, so it stays out of "
