@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp.types import CallToolResult
+
 from conftest import connect
 from experiture_mcp.cli import main
 from experiture_mcp.config import Settings
@@ -65,7 +66,7 @@ def test_import_of_a_json_list_and_forget_by_id_link_or_all(
     listing.write_text(
         json.dumps([SPRING, {"campaignId": SUMMER, "name": "Summer"}, TENANT_B_CAMPAIGNS["winter-sale"]])
     )
-    code, out, err = run(capsys, "import", str(listing))
+    code, out, _ = run(capsys, "import", str(listing))
     assert code == 1  # the other tenant's campaign is not found with this token
     assert "Imported 2 campaigns" in out
 

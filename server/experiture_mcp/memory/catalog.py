@@ -24,10 +24,10 @@ MIN_SCORE = 50.0  # below this a campaign shares too little with the query to be
 AMBIGUITY_MARGIN = 8.0  # candidates within this many points of the best are "about as good"
 _MIN_WORD_SIMILARITY = 75.0
 _CHANNEL_WORDS = {
-    "direct_mail": "direct mail dm postal print",
-    "email": "email e-mail mail newsletter",
+    "direct_mail": "direct mail dm postal",
+    "email": "email",
     "sms": "sms text",
-    "push": "push notification app",
+    "push": "push notification",
 }
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
