@@ -24,12 +24,63 @@ from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- memory:start -->", "<!-- memory:end -->"
 CAMPAIGNS = 10_000
-WORDS = (
-    "spring summer fall winter holiday black friday cyber monday weekend flash sale early access vip loyalty "
-    "points reminder newsletter april may june july launch store opening tokyo paris berlin catalog postcard "
-    "win-back lapsed onboarding welcome journey gift guide clearance anniversary members referral survey "
-    "webinar invite product update recap digest promo coupon reactivation abandoned cart birthday"
-).split()
+WORDS = [
+    "spring",
+    "summer",
+    "fall",
+    "winter",
+    "holiday",
+    "black",
+    "friday",
+    "cyber",
+    "monday",
+    "weekend",
+    "flash",
+    "sale",
+    "early",
+    "access",
+    "vip",
+    "loyalty",
+    "points",
+    "reminder",
+    "newsletter",
+    "april",
+    "may",
+    "june",
+    "july",
+    "launch",
+    "store",
+    "opening",
+    "tokyo",
+    "paris",
+    "berlin",
+    "catalog",
+    "postcard",
+    "win-back",
+    "lapsed",
+    "onboarding",
+    "welcome",
+    "journey",
+    "gift",
+    "guide",
+    "clearance",
+    "anniversary",
+    "members",
+    "referral",
+    "survey",
+    "webinar",
+    "invite",
+    "product",
+    "update",
+    "recap",
+    "digest",
+    "promo",
+    "coupon",
+    "reactivation",
+    "abandoned",
+    "cart",
+    "birthday",
+]
 QUERIES = ["spring mailing", "re-engagment spring", "black friday vip", "tokio store opening", "loyalty points", "xyz"]
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import anyio
 
@@ -25,9 +27,13 @@ async def look_up(
     token: str | None = None,
     source: Source = "lookup",
     concurrency: int = LOOKUP_CONCURRENCY,
+    states: bool = False,
     progress: Callable[[int, str, ExperitureError | None], None] | None = None,
 ) -> list[Entry]:
-    """Entries for the ids whose summary could be read, in the order given; `progress` hears of each id."""
+    """Entries for the ids whose summary could be read, in the order given; `progress` hears of each id.
+
+    With `states`, each campaign's status is read too, for its last known execution state.
+    """
     found: dict[str, Entry] = {}
     limiter = anyio.CapacityLimiter(concurrency)
     done = 0
@@ -38,6 +44,10 @@ async def look_up(
         async with limiter:
             try:
                 entry = entry_from(await client.get_summary(cid, token=token), source)
+                if entry is not None and states:
+                    with contextlib.suppress(ExperitureError):
+                        status = await client.get_status(cid, token=token)
+                        entry = replace(entry, state=status.execution.state)
                 if entry is not None:
                     found[cid] = entry
             except ExperitureError as exc:

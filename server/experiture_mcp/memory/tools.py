@@ -128,9 +128,8 @@ def demo_seed(client: CampaignClient) -> Seed:
         from experiture_mcp.memory.lookup import look_up
         from experiture_mcp.sandbox import DEMO_CAMPAIGNS, TENANT_B_CAMPAIGNS
 
-        return await look_up(
-            client, [*DEMO_CAMPAIGNS.values(), *TENANT_B_CAMPAIGNS.values()], token=token, source="demo"
-        )
+        ids = [*DEMO_CAMPAIGNS.values(), *TENANT_B_CAMPAIGNS.values()]
+        return await look_up(client, ids, token=token, source="demo", states=True)
 
     return seed
 
