@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import sqlite3
+import subprocess
 import sys
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -292,3 +295,44 @@ async def test_memory_keeps_no_token_and_forget_empties_a_tenant(tmp_path: Path)
         await memory.aclose()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("memory.sqlite3*"))
     assert DEMO_TOKEN.encode() not in raw and TENANT_B_TOKEN.encode() not in raw
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a tiny tmpfs that is already full (mounting needs root, as in CI)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a full disk is simulated with a small tmpfs, which only root can mount")
+    where = tmp_path / "full"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        with contextlib.suppress(OSError), (where / "filler").open("wb", buffering=0) as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.mark.anyio
+async def test_a_full_disk_never_stops_a_campaign_tool(settings: Settings, era: str, full_disk: Path) -> None:
+    full = settings.model_copy(update={"data_dir": full_disk})
+    async with connect(full, era) as client:
+        status = await client.call_tool("get_status", {"campaign_id": SPRING})
+        found = await client.call_tool("find_campaigns", {"query": "spring"})
+
+    assert not status.is_error
+    assert found.is_error
+    assert "is full" in text_of(found) and "Free some space" in text_of(found)
+
+
+@pytest.mark.anyio
+async def test_a_resource_read_is_remembered_too(settings: Settings, era: str) -> None:
+    async with connect(settings, era) as client:
+        await client.read_resource(f"experiture://campaigns/{FALL}/summary")
+        _, found = await find(client, "fall catalog")
+
+    assert [c["campaignId"] for c in found["candidates"]] == [FALL]
+    assert found["candidates"][0]["channel"] == "direct_mail"
