@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import anyio
@@ -25,8 +26,19 @@ def configured(demo_api: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXPERITURE_BASE_URL", demo_api)
 
 
+def main_quietly(argv: list[str]) -> int:
+    """main(argv), removing the log handler it adds: its stream is capsys's, closed after the test."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        return main(argv)
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
+            root.removeHandler(handler)
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(["campaigns", *argv])
+    code = main_quietly(["campaigns", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -108,7 +120,7 @@ def test_data_dir_flag_chooses_where_the_file_is(
 
 
 def test_call_find_campaigns_in_the_demo_finds_the_spring_mailing(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["call", "find_campaigns", "spring mailing", "--demo"]) == 0
+    assert main_quietly(["call", "find_campaigns", "spring mailing", "--demo"]) == 0
     out = capsys.readouterr().out
     assert out.startswith('2 remembered campaigns match "spring mailing"')
     assert '1. "Spring Re-engagement Direct Mail": id 4130bada-9264-465f-bc0c-a26bebcfcc81' in out
