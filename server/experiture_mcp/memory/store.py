@@ -79,6 +79,7 @@ class Store:
         """Connect, create or upgrade the schema (Alembic, under a lock so several processes may start at once)."""
         url = async_url(url)
         if url.startswith("sqlite"):
+            logging.getLogger("aiosqlite").setLevel(logging.INFO)  # at DEBUG it logs every call, from its threads
             engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
             _sqlite_transactions(engine)
         else:
