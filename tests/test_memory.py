@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from mcp.types import PromptReference, ResourceTemplateReference
 from pydantic import SecretStr
 
 from _snapshot import assert_snapshot
-from conftest import ServedApp, connect, frozen_clock, text_of
+from conftest import NOW, ServedApp, connect, frozen_clock, text_of
 from experiture_mcp.config import Settings
 from experiture_mcp.hosted import MCP_PATH, build_app
 from experiture_mcp.memory import Entry, Memory
@@ -336,3 +337,21 @@ async def test_a_resource_read_is_remembered_too(settings: Settings, era: str) -
 
     assert [c["campaignId"] for c in found["candidates"]] == [FALL]
     assert found["candidates"][0]["channel"] == "direct_mail"
+
+
+@pytest.mark.anyio
+async def test_get_overview_without_ids_says_how_many_were_left_out(settings: Settings, era: str) -> None:
+    memory = Memory(settings, lambda: NOW - timedelta(days=1))  # seen a day before the server's frozen clock
+    try:
+        await memory.remember(DEMO_TOKEN, [Entry(f"{i:08x}-0000-4000-8000-000000000000") for i in range(54)])
+    finally:
+        await memory.aclose()
+    async with connect(settings, era) as client:
+        await look_up(client, SPRING)  # the most recently seen comes first
+        result = await client.call_tool("get_overview", {"campaign_ids": []})
+
+    assert result.structured_content is not None
+    rows = result.structured_content["rows"]
+    assert len(rows) == 50 and SPRING in {r["campaignId"] for r in rows}
+    assert "the 50 most recently seen of 55 remembered campaigns; 5 were left out" in text_of(result)
+    assert "find_campaigns" in text_of(result)
