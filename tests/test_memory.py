@@ -116,13 +116,15 @@ async def test_get_overview_without_ids_covers_the_remembered_campaigns(settings
 async def test_resources_list_and_completion_offer_the_remembered_campaigns(settings: Settings, era: str) -> None:
     async with connect(settings, era) as client:
         await look_up(client, SPRING)
+        assert not (await client.call_tool("get_summary", {"campaign_id": FALL})).is_error  # no status read yet
         listed = {str(r.uri): r.title for r in (await client.list_resources()).resources}
         completed = await client.complete(ResourceTemplateReference(uri=STATUS), {"name": "campaign_id", "value": "41"})
         prompt = await client.complete(PromptReference(name="compare_campaigns"), {"name": "campaign_ids", "value": ""})
 
     assert listed[STATUS.format(campaign_id=SPRING)] == "Spring Re-engagement Direct Mail"
+    assert STATUS.format(campaign_id=FALL) not in listed  # listed once its status has been read
     assert completed.completion.values == [SPRING]
-    assert prompt.completion.values == [SPRING]
+    assert set(prompt.completion.values) == {SPRING, FALL}
 
 
 @pytest.mark.anyio
@@ -275,6 +277,8 @@ async def test_the_demo_remembers_its_own_campaigns_from_the_start(era: str) -> 
     from experiture_mcp.server import build_server
 
     demo = _settings(_parser().parse_args(["--demo"]))
+    async with Client(build_server(demo, transport=_demo_transport(demo), clock=frozen_clock), mode=era) as client:  # type: ignore[arg-type]
+        await look_up(client, SPRING)  # a lookup before any search: the demo still remembers all its campaigns
     async with Client(build_server(demo, transport=_demo_transport(demo), clock=frozen_clock), mode=era) as client:  # type: ignore[arg-type]
         text, found = await find(client, "spring mailing")
 

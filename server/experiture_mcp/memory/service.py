@@ -349,11 +349,11 @@ class Memory:
         from experiture_mcp.memory.catalog import Index
 
         try:
-            version = await store.version(tenant)
-            if version == 0 and self.seed is not None and tenant not in self._seeded:
+            if self.seed is not None and tenant not in self._seeded:
+                # Once per process and tenant, whatever was written before (a lookup may come before any read).
                 self._seeded.add(tenant)
                 await store.remember(tenant, await self.seed(self._check(token)), self._clock())
-                version = await store.version(tenant)
+            version = await store.version(tenant)
             cached = self._indexes.get(tenant)
             if cached is not None and cached[0] == version:
                 return cached[1]

@@ -175,7 +175,8 @@ def register_memory(
                 description="Remembered campaign: its schedule and latest execution as JSON (campaigns:read).",
                 mime_type="application/json",
             )
-            for e in entries[:MAX_LISTED]
+            # Only campaigns whose status was read before: a host browsing resources should not meet errors.
+            for e in [e for e in entries if e.state is not None][:MAX_LISTED]
         ]
 
     mcp.middleware.append(know_caller)
