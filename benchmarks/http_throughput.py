@@ -109,13 +109,13 @@ async def _round(url: str, key: str, clients: int, seconds: float, server_pid: i
         await asyncio.gather(*(s.close() for s in sessions))
 
 
-async def measure(workers: int, seconds: float, levels: list[int]) -> list[Round]:
-    """Start the demo API and the hosted server, then run one timed round per concurrency level."""
+async def measure(workers: int, seconds: float, levels: list[int], **env_extra: str) -> list[Round]:
+    """Start the demo API and the hosted server (`env_extra`: more settings), then one timed round per level."""
     key = secrets.token_urlsafe(32)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     with Upstream() as api:
-        env = base_env(EXPERITURE_API_TOKEN=DEMO_TOKEN, EXPERITURE_MCP_ACCESS_KEYS=key)
+        env = base_env(EXPERITURE_API_TOKEN=DEMO_TOKEN, EXPERITURE_MCP_ACCESS_KEYS=key, **env_extra)
         argv = [sys.executable, "-m", "experiture_mcp", "--transport", "http", "--port", str(port)]
         argv += ["--workers", str(workers), "--base-url", api.base_url]
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -39,7 +39,9 @@ LEVELS = (1, 10, 50)
 ENDPOINTS = {"get_summary": "summary", "get_status": "status", "get_metrics": "metrics"}
 OURS_LABEL, FLOOR_LABEL = "experiture-mcp", "SDK floor"
 RENDERED_LABEL = "SDK floor + our model and text"  # floor_server.py with FLOOR_RENDER=1
-MEMORY_SECTION = "## Idle memory breakdown"  # written by benchmarks/memory.py --write, kept by this run
+MEMORY_SECTION = "## Idle memory breakdown"  # written by benchmarks/idle_memory.py --write, kept by this run
+# Sections of RESULTS.md that other benchmarks write (wait_polls.py by hand, the two memory ones themselves).
+KEPT_SECTIONS = ("## wait_for_run", "<!-- memory:start -->", MEMORY_SECTION)
 
 Call = Callable[[], Awaitable[Any]]
 Json = dict[str, Any]
@@ -642,9 +644,10 @@ def main() -> None:
     results = asyncio.run(run(args))
     text = report(results, args)
     text += f"\nThe whole run took {time.monotonic() - started:.0f} s.\n"
-    if args.output.exists():  # keep the section benchmarks/memory.py writes, which this run does not measure
-        _, marker, kept = args.output.read_text().partition(MEMORY_SECTION)
-        text += f"\n{marker}{kept}" if marker else ""
+    if args.output.exists():  # keep the sections other benchmarks write by hand or themselves, which this run does not
+        previous = args.output.read_text()
+        starts = [i for i in (previous.find(m) for m in KEPT_SECTIONS) if i >= 0]
+        text += "\n" + previous[min(starts) :] if starts else ""
     args.output.write_text(text)
     print(text)
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -130,11 +131,27 @@ def pytest_runtest_makereport(
     return report
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:  # pyright: ignore[reportUnusedFunction]
+    """Servers built by module- and session-scoped fixtures remember campaigns here, never in the developer's dir."""
+    before = os.environ.get("EXPERITURE_DATA_DIR")
+    os.environ["EXPERITURE_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
+    yield
+    if before is None:
+        os.environ.pop("EXPERITURE_DATA_DIR", None)
+    else:
+        os.environ["EXPERITURE_DATA_DIR"] = before
+
+
 @pytest.fixture(autouse=True)
-def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:  # pyright: ignore[reportUnusedFunction]
-    """Settings read EXPERITURE_* variables: a developer's own must not leak into any test."""
+def _clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # pyright: ignore[reportUnusedFunction]
+    """Settings read EXPERITURE_* variables: a developer's own must not leak into any test.
+
+    Each test remembers campaigns in its own data directory, never in the developer's.
+    """
     for name in [n for n in os.environ if n.startswith("EXPERITURE_")]:
         monkeypatch.delenv(name)
+    monkeypatch.setenv("EXPERITURE_DATA_DIR", str(tmp_path / "data"))
 
 
 @pytest.fixture
@@ -162,3 +179,53 @@ async def client(settings: Settings, era: str) -> AsyncIterator[Client]:
     """An in-memory MCP client of a fresh server pointed at the loopback demo API, in each protocol era."""
     async with connect(settings, era) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The superuser URL of a throwaway PostgreSQL cluster the suite starts on 127.0.0.1 (stopped at the end)."""
+    from _postgres import Cluster, find_bin
+
+    bindir = find_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): run scripts/ensure-postgres")
+    cluster = Cluster(bindir)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database in the throwaway cluster, for one test."""
+    import subprocess
+    from urllib.parse import urlsplit
+
+    name = f"experiture_{next(_databases)}"
+    url = urlsplit(postgres_server)
+    subprocess.run(
+        ["createdb", "-h", str(url.hostname), "-p", str(url.port), "-U", "postgres", name],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PATH": f"{_postgres_bin()}:{os.environ.get('PATH', '')}"},
+        timeout=60,
+    )
+    return postgres_server.rsplit("/", 1)[0] + "/" + name
+
+
+def _postgres_bin() -> str:
+    from _postgres import find_bin
+
+    return str(find_bin())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh memory database of each backend: a SQLite file in a temporary directory, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'memory.sqlite3'}"
+    return str(request.getfixturevalue("postgres_url"))

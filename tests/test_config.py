@@ -155,7 +155,8 @@ def test_a_list_like_setting_without_nodecode_is_read_as_json_as_pydantic_settin
 
 
 def test_settings_are_read_without_importing_pydantic_settings() -> None:
-    # pydantic-settings costs about 2.7 MiB of idle memory (benchmarks/memory.py); config reads the environment itself.
+    # pydantic-settings costs about 2.7 MiB of idle memory (benchmarks/idle_memory.py); config reads the environment
+    # itself.
     code = (
         "import sys; from experiture_mcp.config import Settings; from experiture_mcp.server import build_server; "
         "build_server(Settings()); print(sorted(m for m in sys.modules if m.startswith('pydantic_settings')))"

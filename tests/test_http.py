@@ -19,7 +19,7 @@ import httpx2
 import pytest
 from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, ResourceTemplateReference, TextResourceContents
+from mcp.types import CallToolResult, Resource, ResourceTemplateReference, TextResourceContents
 from pydantic import SecretStr
 from starlette.types import Receive, Scope, Send
 
@@ -149,6 +149,10 @@ def assert_no_secret(texts: list[str]) -> None:
             assert secret not in text
 
 
+def static(resources: list[Resource]) -> list[Resource]:
+    return [r for r in resources if not str(r.uri).startswith("experiture://campaigns/")]
+
+
 @pytest.mark.anyio
 async def test_tools_resources_and_prompts_work_over_http_as_in_memory(
     multi_tenant: Hosted, settings: Settings, era: str
@@ -158,7 +162,8 @@ async def test_tools_resources_and_prompts_work_over_http_as_in_memory(
         connect(settings, era) as local,
     ):
         assert (await remote.list_tools()).tools == (await local.list_tools()).tools
-        assert (await remote.list_resources()).resources == (await local.list_resources()).resources
+        # Remembered campaigns' status resources depend on what each server has seen; the rest must be equal.
+        assert static((await remote.list_resources()).resources) == static((await local.list_resources()).resources)
         templates = (await remote.list_resource_templates()).resource_templates
         assert templates == (await local.list_resource_templates()).resource_templates
         assert (await remote.list_prompts()).prompts == (await local.list_prompts()).prompts
@@ -327,7 +332,7 @@ async def test_the_callers_authorization_header_is_never_sent_upstream(
 
 
 @pytest.mark.anyio
-async def test_completions_offer_only_ids_looked_up_with_the_configured_token(single_tenant: Hosted, era: str) -> None:
+async def test_completions_offer_each_caller_only_the_ids_it_looked_up(single_tenant: Hosted, era: str) -> None:
     async with (
         http_client(single_tenant.url, era, authorized(TENANT_B_TOKEN)) as globex,
         http_client(single_tenant.url, era, authorized()) as operator,
@@ -335,10 +340,10 @@ async def test_completions_offer_only_ids_looked_up_with_the_configured_token(si
         assert not (await globex.call_tool("get_status", {"campaign_id": GLOBEX[0]})).is_error
         assert not (await operator.call_tool("get_status", {"campaign_id": SPRING})).is_error
         ref = ResourceTemplateReference(type="ref/resource", uri=STATUS_TEMPLATE)
-        for client in (globex, operator):
-            values = (await client.complete(ref, {"name": "campaign_id", "value": ""})).completion.values
-            assert SPRING in values
-            assert GLOBEX[0] not in values
+        globex_values = (await globex.complete(ref, {"name": "campaign_id", "value": ""})).completion.values
+        operator_values = (await operator.complete(ref, {"name": "campaign_id", "value": ""})).completion.values
+        assert GLOBEX[0] in globex_values and SPRING not in globex_values
+        assert SPRING in operator_values and GLOBEX[0] not in operator_values
 
 
 @pytest.mark.anyio

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,7 +22,7 @@ __all__ = ["main"]
 log = logging.getLogger("experiture_mcp")
 
 DEMO_BASE_URL = "https://demo.experiture.invalid/public/v1"  # never resolved: the demo app answers in-process
-TOOLS = ("get_summary", "get_status", "get_metrics", "get_overview", "wait_for_run")
+TOOLS = ("get_summary", "get_status", "get_metrics", "get_overview", "find_campaigns", "wait_for_run")
 VIEW_TOOLS = ("get_status", "get_metrics", "get_overview")  # the tools with an MCP Apps view
 
 
@@ -49,6 +50,19 @@ def _common(demo_default: Any) -> argparse.ArgumentParser:
         help="seconds one tool call may take, retries included (EXPERITURE_DEADLINE_SECONDS, default 20)",
     )
     common.add_argument(
+        "--data-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="directory of the file of remembered campaigns (EXPERITURE_DATA_DIR; default: the platform's data dir)",
+    )
+    common.add_argument(
+        "--no-memory",
+        dest="memory",
+        action="store_false",
+        default=argparse.SUPPRESS,
+        help="remember no campaigns, so none can be found by name (EXPERITURE_MEMORY=off)",
+    )
+    common.add_argument(
         "--log-level",
         default=argparse.SUPPRESS,
         type=str.upper,
@@ -61,6 +75,7 @@ def _common(demo_default: Any) -> argparse.ArgumentParser:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="experiture-mcp",
+        allow_abbrev=False,  # else `campaigns forget --all` reads as an abbreviation of --allowed-hosts
         parents=[_common(False)],
         description="MCP server for Experiture campaigns. With no command it serves MCP over stdio.",
         epilog=f"The API token is read from {TOKEN_ENV}; it is never accepted as a flag, so it stays out of "
@@ -75,7 +90,13 @@ def _parser() -> argparse.ArgumentParser:
         help="call one tool through the MCP protocol and print what the model reads",
     )
     call.add_argument("tool", choices=TOOLS)
-    call.add_argument("campaign_id", help="a campaign UUID or link; for get_overview, several separated by commas")
+    call.add_argument(
+        "campaign_id",
+        nargs="?",
+        default="",
+        help="a campaign UUID or link; for get_overview, several separated by commas (none: the remembered ones); "
+        "for find_campaigns, words of a name",
+    )
     call.add_argument("--json", action="store_true", help="print the structured content instead of the text")
     view = commands.add_parser(
         "view",
@@ -91,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
         help="check the configuration and which scopes the token has; prints a checklist with fixes",
     )
     doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
+    from experiture_mcp.memory.commands import add_campaigns_command
+
+    add_campaigns_command(commands, [_common(argparse.SUPPRESS)])
     return parser
 
 
@@ -151,7 +175,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         k: v
         for k, v in vars(args).items()
-        if k in ("base_url", "timeout_seconds", "deadline_seconds", "log_level") or k.startswith("mcp_")
+        if k in ("base_url", "timeout_seconds", "deadline_seconds", "log_level", "data_dir", "memory")
+        or k.startswith("mcp_")
     }
     settings = Settings(**overrides)
     if not (args.demo or settings.demo):  # --demo, or EXPERITURE_DEMO=1 as hosted workers receive it
@@ -196,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         token_set = settings.token is not None
         return run_doctor(settings, [], token_set=token_set, as_json=args.json, transport=_demo_transport(settings))
+    if args.command == "campaigns":
+        from experiture_mcp.memory.commands import run_campaigns
+
+        return run_campaigns(settings, args, transport=_demo_transport(settings))
     if args.command == "call":
         return anyio.run(_call, settings, args.tool, args.campaign_id, args.json)
     if args.command == "view":
@@ -236,7 +265,7 @@ async def _call(settings: Settings, tool: str, campaign_id: str, as_json: bool) 
 
     server = build_server(settings, transport=_demo_transport(settings))
     async with Client(server) as client:
-        argument = "campaign_ids" if tool == "get_overview" else "campaign_id"
+        argument = {"get_overview": "campaign_ids", "find_campaigns": "query"}.get(tool, "campaign_id")
         result = await client.call_tool(tool, {argument: campaign_id})
     if as_json and not result.is_error:
         out = json.dumps(result.structured_content, indent=2, ensure_ascii=False)

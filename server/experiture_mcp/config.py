@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from pathlib import Path
 from typing import Annotated, Any, Literal, cast, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -57,7 +58,8 @@ class Settings(BaseModel):
     """Everything the server needs to know, frozen after start-up."""
 
     # Read from EXPERITURE_* by _read_environment below rather than by pydantic-settings: importing that costs
-    # about 2.7 MiB of resident memory, nearly all of the server's idle excess over the bare SDK (benchmarks/memory.py).
+    # about 2.7 MiB of resident memory, nearly all of the server's idle excess over the bare SDK
+    # (benchmarks/idle_memory.py).
     model_config = ConfigDict(frozen=True, extra="ignore", validate_default=True)
 
     api_token: SecretStr | None = Field(default=None, description="Bearer token for the Experiture API.")
@@ -92,6 +94,14 @@ class Settings(BaseModel):
         default=False, description="Serve a non-loopback address without access keys (a proxy authenticates)."
     )
     demo: bool = Field(default=False, description="Serve the built-in demo API instead of Experiture.")
+    memory: bool = Field(default=True, description="Remember the campaigns seen, to find them by name (off: nothing).")
+    data_dir: Path | None = Field(default=None, description="Directory of the memory file (default: the platform's).")
+    database_url: SecretStr | None = Field(
+        default=None, description="postgresql://… to keep the memory in PostgreSQL instead of a SQLite file."
+    )
+    memory_secret: SecretStr | None = Field(
+        default=None, description="Key of the tenants' keyed hashes (default: one the store creates and keeps)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="WARNING", description="Level of the log written to stderr."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Protocol, cast
@@ -29,6 +29,8 @@ from experiture_mcp.errors import (
     UnsupportedCampaignType,
     UpstreamTimeout,
 )
+from experiture_mcp.memory.entry import Entry, entry_from
+from experiture_mcp.memory.service import HOW_REMEMBERED, MemoryUnavailable
 from experiture_mcp.models import (
     Attention,
     CampaignMetrics,
@@ -82,15 +84,16 @@ CampaignIds = Annotated[
     | str,
     Field(
         description=f"Up to {MAX_CAMPAIGNS} campaign UUIDs or links as a JSON array (a JSON string or "
-        "comma-separated list also works).",
+        "comma-separated list also works). Omit for the remembered campaigns.",
     ),
 ]
 
 
-class Recent(Protocol):
-    """Where looked-up campaign ids are remembered for argument completion."""
+class Remembered(Protocol):
+    """Where campaigns seen in answers are remembered (memory.Memory)."""
 
-    def add(self, token: str | None, campaign_id: str) -> None: ...
+    def note(self, token: str | None, entries: Iterable[Entry | None]) -> None: ...
+    async def entries(self, token: str | None) -> list[Entry]: ...
 
 
 class OverviewState(Protocol):
@@ -103,7 +106,7 @@ class OverviewState(Protocol):
     @property
     def clock(self) -> Callable[[], datetime]: ...
     @property
-    def recent(self) -> Recent: ...
+    def memory(self) -> Remembered: ...
 
 
 def parse_campaign_ids(value: list[str] | str) -> list[str]:
@@ -304,16 +307,31 @@ def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any,
 
     @mcp.tool(title="Overview of many campaigns", annotations=READ_ONLY, meta=OVERVIEW.tool_meta)
     async def get_overview(
-        campaign_ids: CampaignIds, ctx: Context[OverviewState, Any]
+        ctx: Context[OverviewState, Any], campaign_ids: CampaignIds = ""
     ) -> Annotated[CallToolResult, Overview]:
         """Status of up to 50 campaigns at once: one row each (name, state, last run, sent, failed, failure rate, warnings), those needing attention first, then a total. Use it for "which campaigns need attention?" or comparisons, then get_status or get_summary on the few that matter. A campaign's error gets its own row, not a failed call. Needs campaigns:read (analytics:read adds metrics)."""  # noqa: E501
         state = ctx.request_context.lifespan_context
         token = request_token(ctx)
+        tenant = token or state.settings.token
         ids = parse_campaign_ids(campaign_ids)
+        notes: list[str] = []
         if not ids:
-            return error_result(
-                "get_overview needs at least one campaign id; none was given.\n"
-                "Call it again with campaign_ids as a JSON array of campaign UUIDs."
+            try:
+                remembered = [e.campaign_id for e in await state.memory.entries(tenant)]
+            except MemoryUnavailable as exc:
+                return error_result(f"get_overview without campaign ids covers the remembered campaigns, but: {exc}")
+            if not remembered:
+                return error_result(
+                    "get_overview got no campaign ids, and no campaigns are remembered for this account yet.\n"
+                    f"Call it with campaign_ids as a JSON array of campaign UUIDs. {HOW_REMEMBERED}"
+                )
+            ids = remembered[:MAX_CAMPAIGNS]
+            left = len(remembered) - len(ids)
+            notes.append(
+                f"No ids were given: this covers the {len(ids)} most recently seen of {len(remembered)} remembered "
+                f"campaigns; {left} were left out. To narrow it, pass campaign_ids (find_campaigns finds them by name)."
+                if left
+                else f"No ids were given: this covers all {len(ids)} remembered campaigns."
             )
         if len(ids) > MAX_CAMPAIGNS:
             return error_result(
@@ -339,7 +357,7 @@ def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any,
         except Exception:
             log.exception("get_overview of %d campaigns crashed", len(ids))
             return internal_error_result("get_overview failed", ", and use get_status per campaign meanwhile")
-        for row in overview.rows:
-            if row.error is None:
-                state.recent.add(token, row.campaign_id)
+        state.memory.note(tenant, [entry_from(row) for row in overview.rows if row.error is None])
+        if notes:
+            overview = overview.model_copy(update={"notes": [*notes, *overview.notes]})
         return ok_result(render_overview(overview, state.clock()), dump(overview))

@@ -41,7 +41,7 @@ def _one_id(campaign_id: str) -> str:
         raise MCPError(
             INVALID_PARAMS,
             f"campaign_id {campaign_id.strip()[:60]!r} is neither a campaign UUID (like {EXAMPLE_CAMPAIGN_ID}) "
-            "nor a link to a campaign.",
+            "nor a link to a campaign. To find a campaign's id by its name, call the find_campaigns tool first.",
         )
     return cid
 
@@ -50,7 +50,11 @@ def _many_ids(campaign_ids: str) -> list[str]:
     ids = parse_campaign_ids(campaign_ids)
     bad = [cid for cid in ids if not is_campaign_id(cid)]
     if bad:
-        raise MCPError(INVALID_PARAMS, f"not campaign UUIDs or links: {', '.join(repr(b[:60]) for b in bad[:5])}.")
+        raise MCPError(
+            INVALID_PARAMS,
+            f"not campaign UUIDs or links: {', '.join(repr(b[:60]) for b in bad[:5])}. "
+            "To find campaigns' ids by name, call the find_campaigns tool first.",
+        )
     if not 2 <= len(ids) <= MAX_CAMPAIGNS:
         raise MCPError(INVALID_PARAMS, f"give 2 to {MAX_CAMPAIGNS} distinct campaign ids; {len(ids)} given.")
     return ids

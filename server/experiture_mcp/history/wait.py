@@ -37,6 +37,7 @@ from experiture_mcp.history.progress import (
     progress_line,
     rate_pair,
 )
+from experiture_mcp.memory import Memory, entry_from
 from experiture_mcp.models import CAMPAIGN_ID_DESCRIPTION, CampaignStatus, campaign_id_from, dump, is_campaign_id
 from experiture_mcp.render import describe_time, plain, quote, render_error, render_status, span, thousands
 from experiture_mcp.results import READ_ONLY, error_result, internal_error_result, ok_result
@@ -80,12 +81,6 @@ class RunWait(CamelModel):
     progress: Progress | None = Field(default=None, description="Rate and ETA from the wait's own checks.")
 
 
-class Recent(Protocol):
-    """Where looked-up campaign ids are remembered for argument completion."""
-
-    def add(self, token: str | None, campaign_id: str) -> None: ...
-
-
 class WaitState(Protocol):
     """The parts of the server's lifespan state that wait_for_run uses."""
 
@@ -96,7 +91,7 @@ class WaitState(Protocol):
     @property
     def clock(self) -> Callable[[], datetime]: ...
     @property
-    def recent(self) -> Recent: ...
+    def memory(self) -> Memory: ...
 
 
 Report = Callable[[float, float | None, str], Awaitable[None]]
@@ -343,5 +338,6 @@ def register_wait(mcp: MCPServer[Any], request_token: Callable[[Context[Any, Any
         except Exception:
             log.exception("wait_for_run %s crashed", campaign_id[:80])
             return internal_error_result(f"wait_for_run failed for campaign {campaign_id}")
-        state.recent.add(token, campaign_id)
-        return ok_result(render_wait(wait, state.clock()), dump(wait.result()))
+        result = wait.result()
+        state.memory.note(token or state.settings.token, [entry_from(result.status)])
+        return ok_result(render_wait(wait, state.clock()), dump(result))

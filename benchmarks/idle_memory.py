@@ -1,6 +1,6 @@
 """Idle memory, ours next to the SDK floor: resident memory, then what each imports and allocates before the first call.
 
-Run from the repository root: `uv run --frozen python -m benchmarks.memory [--runs N] [--write]` (about a minute);
+Run from the repository root: `uv run --frozen python -m benchmarks.idle_memory [--runs N] [--write]` (about a minute);
 it prints markdown, and `--write` puts it at the end of benchmarks/RESULTS.md (benchmarks.run keeps that section).
 Both servers are started over stdio as benchmarks.run starts them and answer `initialize`; then:
 
@@ -252,7 +252,7 @@ async def main() -> None:
     print(text)
     if args.write:
         when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-        head = f"{MEMORY_SECTION} (`python -m benchmarks.memory`, commit {commit()}, {when})"
+        head = f"{MEMORY_SECTION} (`python -m benchmarks.idle_memory`, commit {commit()}, {when})"
         section = f"{head}\n\n{text}\n" + (f"\n{args.notes.strip()}\n" if args.notes else "")
         kept = RESULTS.read_text(encoding="utf-8").partition(MEMORY_SECTION)[0].rstrip("\n")
         RESULTS.write_text(f"{kept}\n\n{section}", encoding="utf-8")

@@ -1,0 +1,1 @@
+"""Alembic migrations of the memory database, applied at start (Store.open)."""

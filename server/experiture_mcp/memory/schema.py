@@ -1,0 +1,43 @@
+"""The tables, as the latest migration leaves them (migrations/versions/ is how a database gets there)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text
+
+__all__ = ["VERSION_TABLE", "campaigns", "metadata", "secrets", "tenants"]
+
+VERSION_TABLE = "experiture_schema_version"  # not alembic_version: a shared PostgreSQL database may hold others
+metadata = MetaData()
+
+campaigns = Table(
+    "experiture_campaigns",
+    metadata,
+    Column("tenant", String(64), primary_key=True),  # keyed hash of the API token, never the token
+    Column("campaign_id", String(36), primary_key=True),
+    Column("name", Text),
+    Column("channel", String(32)),
+    Column("campaign_type", String(32)),
+    Column("authoring_status", String(32)),
+    Column("state", String(32)),
+    Column("send_at", DateTime(timezone=True)),
+    Column("timezone", String(64)),
+    Column("source", String(16), nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("tags", Text, nullable=False, server_default=""),  # added by 0002; comma-separated
+    Index("experiture_campaigns_recent", "tenant", "last_seen"),
+)
+
+tenants = Table(
+    "experiture_tenants",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),  # bumped by every write, so a process knows its cache is stale
+)
+
+secrets = Table(
+    "experiture_secrets",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", String(128), nullable=False),
+)

@@ -1,0 +1,392 @@
+"""Memory: the one interface the server uses to remember and find campaigns, per tenant, whatever the backend.
+
+It opens the store on first use (never before the server answered `initialize`), queues writes so that a tool
+answer never waits for the disk, and turns every database fault into MemoryUnavailable with a fix: the campaign
+tools keep working without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+
+from experiture_mcp.config import Settings
+from experiture_mcp.memory.entry import Entry
+
+if TYPE_CHECKING:
+    from experiture_mcp.memory.catalog import Index, Match
+    from experiture_mcp.memory.store import Store
+
+__all__ = [
+    "APP_NAME",
+    "HOW_REMEMBERED",
+    "RETRY_OPEN_SECONDS",
+    "Found",
+    "Memory",
+    "MemoryUnavailable",
+    "Seed",
+    "default_data_dir",
+]
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "experiture-mcp"
+RETRY_OPEN_SECONDS = 10.0  # after a failed open, memory features answer the same error until then
+FLUSH_SECONDS = 15.0  # longest wait for queued entries to be written when the server stops
+REWRITE_SECONDS = 60.0  # an unchanged entry's "last seen" is refreshed at most this often
+_MAX_CACHED = 256  # tenants whose key and index this process keeps
+_MAX_WRITTEN = 20_000  # entries whose last write is remembered, to skip rewriting unchanged ones
+HOW_REMEMBERED = (
+    "Campaigns are remembered once they have been looked up by id or link (get_status, get_summary, get_metrics, "
+    "get_overview or a campaign resource), or imported from a list with `experiture-mcp campaigns import FILE`. "
+    "Ask the user for the campaign's id or a link to it from the Experiture app, then look it up once."
+)
+Clock = Callable[[], datetime]
+Seed = Callable[[str], Awaitable[list[Entry]]]
+
+
+class MemoryUnavailable(Exception):
+    """Memory cannot answer; the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """The answer of a search: the best candidates and whether the best ones are a near-tie."""
+
+    matches: list[Match]
+    total: int  # candidates that matched at all, beyond `matches` too
+    remembered: int  # every campaign remembered for this tenant
+    ambiguous: bool
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user data directory for this application (e.g. ~/.local/share/experiture-mcp)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def _merge(old: Entry, new: Entry) -> Entry:
+    """`new`'s known facts over `old`'s."""
+    known = {k: v for k, v in vars(new).items() if v is not None and k not in ("campaign_id", "source", "tags")}
+    return replace(old, **known, tags=new.tags or old.tags)
+
+
+class Memory:
+    """Remembered campaigns of every tenant that calls this server; a tenant is a keyed hash of its API token."""
+
+    def __init__(self, settings: Settings, clock: Clock, seed: Seed | None = None) -> None:
+        self.enabled = settings.memory
+        self._settings = settings
+        self._clock = clock
+        self.seed = seed  # fills an empty tenant on first use (the demo's own campaigns)
+        self._store: Store | None = None
+        self._failed: tuple[float, MemoryUnavailable] | None = None
+        self._open_lock: anyio.Lock | None = None
+        self._flush_lock: anyio.Lock | None = None
+        self._warned: set[str] = set()
+        self._keys: dict[str, str] = {}
+        self._indexes: dict[str, tuple[int, Index]] = {}
+        self._seeded: set[str] = set()
+        self._pending: dict[tuple[str, str], Entry] = {}
+        self._written: dict[tuple[str, str], tuple[Entry, float]] = {}
+        self._wake: anyio.Event | None = None
+
+    # Where the data is.
+
+    @property
+    def url(self) -> str:
+        """The database URL (sqlite+aiosqlite:///… by default)."""
+        if self._settings.database_url is not None:
+            return self._settings.database_url.get_secret_value()
+        return f"sqlite:///{self.path}"
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file, or None when EXPERITURE_DATABASE_URL points elsewhere."""
+        if self._settings.database_url is not None:
+            return None
+        directory = self._settings.data_dir or default_data_dir()
+        return directory / ("demo.sqlite3" if self._settings.demo else "memory.sqlite3")
+
+    @property
+    def where(self) -> str:
+        """Where the data is, for people: the file, or the database URL without its password."""
+        if self.path is not None:
+            return str(self.path)
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:
+            return "the database of EXPERITURE_DATABASE_URL"
+
+    # Lifecycle.
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncGenerator[None]:
+        """Write queued entries in the background while the server runs; flush and close at the end."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._writer)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            # Also when the server is cancelled on its way out: what was seen is still written.
+            with anyio.move_on_after(FLUSH_SECONDS, shield=True):
+                await self.flush()
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the store, if it was opened."""
+        store, self._store = self._store, None
+        if store is not None:
+            await store.aclose()
+
+    async def _writer(self) -> None:
+        while True:
+            self._wake = anyio.Event()
+            await self._wake.wait()
+            # Shielded: a write under way when the server stops finishes, rather than losing its batch.
+            with anyio.move_on_after(FLUSH_SECONDS, shield=True):
+                await self.flush()
+
+    def note(self, token: str | None, entries: Iterable[Entry | None]) -> None:
+        """Queue what an answer showed about campaigns; written soon after, off the answer's path."""
+        if not self.enabled or token is None:
+            return
+        now = time.monotonic()
+        for entry in entries:
+            if entry is None:
+                continue
+            key = (token, entry.campaign_id.lower())
+            pending = self._pending.get(key)
+            merged = _merge(pending, entry) if pending is not None else entry
+            last = self._written.get(key)
+            if (
+                pending is None
+                and last is not None
+                and now - last[1] < REWRITE_SECONDS
+                and _merge(last[0], entry) == last[0]
+            ):
+                continue  # nothing new, and seen recently: not worth a write
+            self._pending[key] = merged
+        if self._pending and self._wake is not None:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Write every queued entry now (a fault is logged and the entries are dropped)."""
+        if self._flush_lock is None:
+            self._flush_lock = anyio.Lock()
+        async with self._flush_lock:  # a reader waits for a write under way, so it sees that write
+            await self._flush()
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            by_token: dict[str, list[Entry]] = {}
+            for (token, _), entry in batch.items():
+                by_token.setdefault(token, []).append(entry)
+            stored: set[str] = set()
+            for token, entries in by_token.items():
+                try:
+                    await self.remember(token, entries)
+                    stored.add(token)
+                except MemoryUnavailable as exc:
+                    log.info("memory: %d entries not stored: %s", len(entries), exc)
+            now = time.monotonic()
+            for key, entry in batch.items():
+                if key[0] in stored:
+                    self._written[key] = (entry, now)
+            while len(self._written) > _MAX_WRITTEN:
+                del self._written[next(iter(self._written))]
+
+    # The store, opened on first use.
+
+    def _unavailable(self, kind: str, text: str, exc: BaseException | None = None) -> MemoryUnavailable:
+        if kind not in self._warned:  # one warning per kind of fault, not one per call
+            self._warned.add(kind)
+            log.warning("memory of campaigns unavailable: %s", text, exc_info=exc)
+        return MemoryUnavailable(text)
+
+    def _check(self, token: str | None) -> str:
+        if not self.enabled:
+            raise MemoryUnavailable(
+                "Memory of campaigns is off (EXPERITURE_MEMORY=off or --no-memory), so no campaign names are "
+                "remembered. To turn it on, remove that setting and restart the server; campaigns are then remembered "
+                "as they are looked up by id."
+            )
+        if token is None:
+            raise MemoryUnavailable(
+                "No Experiture API token is configured, so there is no account to remember campaigns for. "
+                "Set EXPERITURE_API_TOKEN (over hosted HTTP: send X-Experiture-Token)."
+            )
+        return token
+
+    async def _open(self) -> Store:
+        if self._store is not None:
+            return self._store
+        if self._open_lock is None:
+            self._open_lock = anyio.Lock()
+        async with self._open_lock:
+            if self._store is not None:
+                return self._store
+            if self._failed is not None and time.monotonic() - self._failed[0] < RETRY_OPEN_SECONDS:
+                raise self._failed[1]
+            try:
+                from experiture_mcp.memory.store import Store
+
+                if self.path is not None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._store = await Store.open(self.url)
+            except Exception as exc:
+                fault = self._fault(exc)
+                self._failed = (time.monotonic(), fault)
+                raise fault from None
+            self._failed = None
+            log.info("memory of campaigns: %s", self.where)
+            return self._store
+
+    async def _tenant(self, token: str | None) -> tuple[Store, str]:
+        token = self._check(token)
+        store = await self._open()
+        key = self._keys.get(token)
+        if key is None:
+            configured = self._settings.memory_secret
+            try:
+                secret = configured.get_secret_value().encode() if configured is not None else await store.secret()
+            except Exception as exc:
+                raise self._fault(exc) from None
+            key = hmac.new(secret, token.encode(), hashlib.sha256).hexdigest()[:32]
+            if len(self._keys) >= _MAX_CACHED:
+                del self._keys[next(iter(self._keys))]
+            self._keys[token] = key
+        return store, key
+
+    def _fault(self, exc: BaseException) -> MemoryUnavailable:
+        if isinstance(exc, MemoryUnavailable):
+            return exc
+        message = f"{exc} {getattr(exc, 'orig', '')}".lower()
+        where = self.where
+        if self.path is None:
+            if isinstance(exc, OSError | TimeoutError) or any(
+                w in message
+                for w in ("connect", "refused", "timeout", "could not", "closed", "password", "does not exist")
+            ):
+                return self._unavailable(
+                    "postgres",
+                    f"the PostgreSQL database at {where} cannot be reached ({type(exc).__name__}). Check "
+                    "EXPERITURE_DATABASE_URL and that the server is running and accepts this user; campaign lookups "
+                    "by id keep working meanwhile.",
+                )
+            return self._unavailable(
+                "postgres-error",
+                f"the PostgreSQL database at {where} failed ({type(exc).__name__}); see the server log. "
+                "Campaign lookups by id keep working meanwhile.",
+                exc,
+            )
+        if "locked" in message or "busy" in message:
+            return self._unavailable(
+                "locked",
+                f"the memory file {where} is locked by another program. Close whatever holds it (e.g. an sqlite3 "
+                "shell) and try again; campaign lookups by id keep working meanwhile.",
+            )
+        if "full" in message or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+            return self._unavailable(
+                "full",
+                f"the disk holding the memory file {where} is full. Free some space there (or set EXPERITURE_DATA_DIR "
+                "to a directory with room) and try again; campaign lookups by id keep working meanwhile.",
+            )
+        if any(w in message for w in ("not a database", "malformed", "corrupt")):
+            return self._unavailable(
+                "corrupt",
+                f"the memory file {where} is damaged. Move it aside or delete it (it holds only remembered campaign "
+                "names and states, re-learned as campaigns are looked up) and try again.",
+            )
+        if isinstance(exc, OSError) or any(
+            w in message for w in ("unable to open", "readonly", "read-only", "permission", "disk i/o")
+        ):
+            return self._unavailable(
+                "unreadable",
+                f"the memory file {where} cannot be read or written. Give this user read and write access to it and "
+                "its directory, or set EXPERITURE_DATA_DIR (--data-dir) to a directory it can write; campaign "
+                "lookups by id keep working meanwhile.",
+            )
+        return self._unavailable(
+            "other",
+            f"the memory file {where} failed ({type(exc).__name__}); see the server log. Campaign lookups by id keep "
+            "working meanwhile.",
+            exc,
+        )
+
+    # What the tools use.
+
+    async def remember(self, token: str | None, entries: list[Entry]) -> None:
+        """Store entries now (imports; tool answers go through note)."""
+        store, tenant = await self._tenant(token)
+        try:
+            await store.remember(tenant, entries, self._clock())
+        except Exception as exc:
+            raise self._fault(exc) from None
+
+    async def _index(self, token: str | None) -> Index:
+        await self.flush()
+        store, tenant = await self._tenant(token)
+        from experiture_mcp.memory.catalog import Index
+
+        try:
+            if self.seed is not None and tenant not in self._seeded:
+                # Once per process and tenant, whatever was written before (a lookup may come before any read).
+                self._seeded.add(tenant)
+                await store.remember(tenant, await self.seed(self._check(token)), self._clock())
+            version = await store.version(tenant)
+            cached = self._indexes.get(tenant)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            index = Index(await store.entries(tenant))
+        except MemoryUnavailable:
+            raise
+        except Exception as exc:
+            raise self._fault(exc) from None
+        if len(self._indexes) >= _MAX_CACHED:
+            del self._indexes[next(iter(self._indexes))]
+        self._indexes[tenant] = (version, index)
+        return index
+
+    async def find(
+        self, token: str | None, query: str, *, limit: int, channel: str | None = None, state: str | None = None
+    ) -> Found:
+        """This tenant's campaigns whose names best match `query`."""
+        from experiture_mcp.memory.catalog import is_ambiguous
+
+        index = await self._index(token)
+        matches, total = index.rank(query, limit=limit, channel=channel, state=state)
+        return Found(matches, total, len(index.entries), is_ambiguous(matches))
+
+    async def entries(self, token: str | None) -> list[Entry]:
+        """This tenant's campaigns, most recently seen first."""
+        return (await self._index(token)).entries
+
+    async def forget(self, token: str | None, campaign_ids: list[str] | None) -> int:
+        """Remove some (or, with None, all) of this tenant's entries; how many were removed."""
+        store, tenant = await self._tenant(token)
+        self._pending = {k: v for k, v in self._pending.items() if k[0] != token}
+        self._written.clear()
+        try:
+            return await store.forget(tenant, campaign_ids)
+        except Exception as exc:
+            raise self._fault(exc) from None

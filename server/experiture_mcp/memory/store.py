@@ -1,0 +1,242 @@
+"""Store: the remembered campaigns in SQLite or PostgreSQL through SQLAlchemy Core (async), one code path for both.
+
+Every write is one transaction, so a failed write or a killed process leaves what was stored before intact.
+Nothing here knows about MCP or tokens: tenants arrive as keyed hashes (service.py makes them).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets as random
+import zlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Row, delete, event, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from experiture_mcp.memory.entry import Entry, Source
+from experiture_mcp.memory.schema import campaigns, secrets, tenants
+
+__all__ = ["BUSY_TIMEOUT_MS", "Store", "async_url"]
+
+BUSY_TIMEOUT_MS = 3000  # how long a SQLite writer waits for another process's transaction before "locked"
+_SECRET_NAME = "tenant-hmac"
+_MIGRATION_LOCK = zlib.crc32(b"experiture-mcp migrations")  # PostgreSQL advisory lock key
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_UPDATED = ("name", "channel", "campaign_type", "authoring_status", "state", "send_at", "timezone")
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy async URL for a postgresql:// or sqlite:// URL (asyncpg and aiosqlite drivers)."""
+    for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("postgres://", "postgresql+asyncpg://")):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite gives back naive datetimes; every time stored is UTC.
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def _entry(row: Row[Any]) -> Entry:
+    tags: str = row.tags or ""
+    source: Source = row.source if row.source in ("lookup", "import", "demo") else "lookup"
+    return Entry(
+        row.campaign_id,
+        name=row.name,
+        channel=row.channel,
+        campaign_type=row.campaign_type,
+        authoring_status=row.authoring_status,
+        state=row.state,
+        send_at=_aware(row.send_at),
+        timezone=row.timezone,
+        source=source,
+        tags=tuple(t for t in tags.split(",") if t),
+        first_seen=_aware(row.first_seen),
+        last_seen=_aware(row.last_seen),
+    )
+
+
+class Store:
+    """The database of remembered campaigns; open with Store.open, close with aclose."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._insert = sqlite.insert if self._sqlite else postgresql.insert
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        """Connect, create or upgrade the schema (Alembic, under a lock so several processes may start at once)."""
+        url = async_url(url)
+        if url.startswith("sqlite"):
+            logging.getLogger("aiosqlite").setLevel(logging.INFO)  # at DEBUG it logs every call, from its threads
+            engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+            _sqlite_transactions(engine)
+        else:
+            engine = create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+        store = cls(engine)
+        try:
+            async with _Transaction(engine, immediate=True, lock=not store._sqlite) as conn:
+                await conn.run_sync(_upgrade)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        await self._engine.dispose()
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._engine, immediate=True, lock=False)
+
+    def _read(self) -> _Transaction:
+        return _Transaction(self._engine, immediate=False, lock=False)
+
+    async def secret(self) -> bytes:
+        """The tenancy secret kept in the database, created on first use (the same for every process)."""
+        async with self._write() as conn:
+            stmt = self._insert(secrets).values(name=_SECRET_NAME, value=random.token_hex(32))
+            await conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+            value = (await conn.execute(select(secrets.c.value).where(secrets.c.name == _SECRET_NAME))).scalar_one()
+        return bytes.fromhex(value)
+
+    async def remember(self, tenant: str, entries: Sequence[Entry], now: datetime) -> None:
+        """Add or update entries: known facts are kept when an answer does not repeat them."""
+        if not entries:
+            return
+        rows = [
+            {
+                "tenant": tenant,
+                "campaign_id": e.campaign_id.lower(),
+                **{name: getattr(e, name) for name in _UPDATED},
+                "source": e.source,
+                "tags": ",".join(e.tags),
+                "first_seen": now,
+                "last_seen": now,
+            }
+            for e in {e.campaign_id.lower(): e for e in entries}.values()
+        ]
+        stmt = self._insert(campaigns)
+        update: dict[str, Any] = {name: func.coalesce(stmt.excluded[name], campaigns.c[name]) for name in _UPDATED}
+        update["last_seen"] = stmt.excluded.last_seen
+        update["tags"] = func.coalesce(func.nullif(stmt.excluded.tags, ""), campaigns.c.tags)
+        upsert = stmt.on_conflict_do_update(index_elements=["tenant", "campaign_id"], set_=update)
+        async with self._write() as conn:
+            await conn.execute(upsert, rows)
+            await self._bump(conn, tenant)
+
+    async def _bump(self, conn: AsyncConnection, tenant: str) -> None:
+        stmt = self._insert(tenants).values(tenant=tenant, version=1)
+        await conn.execute(
+            stmt.on_conflict_do_update(index_elements=["tenant"], set_={"version": tenants.c.version + 1})
+        )
+
+    async def version(self, tenant: str) -> int:
+        """A number that changes whenever the tenant's entries change (0: none stored yet)."""
+        async with self._read() as conn:
+            value = (await conn.execute(select(tenants.c.version).where(tenants.c.tenant == tenant))).scalar()
+        return int(value or 0)
+
+    async def entries(self, tenant: str, limit: int | None = None) -> list[Entry]:
+        """The tenant's entries, most recently seen first."""
+        query = (
+            select(campaigns)
+            .where(campaigns.c.tenant == tenant)
+            .order_by(campaigns.c.last_seen.desc(), campaigns.c.campaign_id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [_entry(row) for row in await conn.execute(query)]
+
+    async def count(self, tenant: str) -> int:
+        """How many campaigns the tenant has remembered."""
+        query = select(func.count()).select_from(campaigns).where(campaigns.c.tenant == tenant)
+        async with self._read() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def forget(self, tenant: str, campaign_ids: Iterable[str] | None) -> int:
+        """Remove the given entries (None: all of the tenant's); how many were removed."""
+        stmt = delete(campaigns).where(campaigns.c.tenant == tenant)
+        if campaign_ids is not None:
+            stmt = stmt.where(campaigns.c.campaign_id.in_([c.lower() for c in campaign_ids]))
+        async with self._write() as conn:
+            removed = (await conn.execute(stmt)).rowcount
+            await self._bump(conn, tenant)
+        return int(removed)
+
+
+class _Transaction:
+    """`async with`: one connection in one transaction, committed on success and rolled back on any error.
+
+    `immediate` takes SQLite's write lock at the start; `lock` takes PostgreSQL's migration lock (schema upgrades).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, immediate: bool, lock: bool) -> None:
+        self._engine, self._immediate, self._lock = engine, immediate, lock
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> AsyncConnection:
+        conn = await self._engine.connect()
+        try:
+            if self._immediate:
+                conn = await conn.execution_options(experiture_immediate=True)
+            await conn.begin()
+            if self._lock:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        assert self._conn is not None
+        try:
+            if exc_type is None:
+                await self._conn.commit()
+            else:
+                await self._conn.rollback()
+        finally:
+            await self._conn.close()
+
+
+def _sqlite_transactions(engine: AsyncEngine) -> None:
+    """WAL, a busy timeout, and BEGIN IMMEDIATE for writes, so that writers of several processes queue up."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi: Any, _: ConnectionPoolEntry) -> None:  # pyright: ignore[reportUnusedFunction]
+        dbapi.isolation_level = None  # SQLAlchemy, not the driver, begins transactions
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable across a killed process
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Connection) -> None:  # pyright: ignore[reportUnusedFunction]
+        immediate = conn.get_execution_options().get("experiture_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _upgrade(conn: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines at every start are noise
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
