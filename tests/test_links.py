@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -269,3 +270,17 @@ def test_the_call_command_takes_links(capsys: pytest.CaptureFixture[str]) -> Non
     assert SPRING in out and TOKYO in out and "refused" not in out
     assert main(["call", "get_metrics", f"{APP}/campaigns/{SPRING}/compare/{TOKYO}", "--demo"]) == 1
     assert "or links to a campaign. No request was made." in capsys.readouterr().out
+
+
+@pytest.mark.anyio
+async def test_a_refused_link_with_credentials_never_shows_them(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    link = f"https://marketer:hunter2-secret@{'x' * 70}.example.com/campaigns/{SPRING}/{SPRING}"
+    with caplog.at_level(logging.DEBUG):
+        for tool in ("get_status", "wait_for_run"):
+            result = await client.call_tool(tool, {"campaign_id": link})
+            assert result.is_error
+            assert "hunter2" not in text_of(result)
+            assert "***@" in text_of(result)
+    assert "hunter2" not in caplog.text

@@ -50,6 +50,7 @@ __all__ = [
     "UnusableToken",
     "UpstreamTimeout",
     "error_from_response",
+    "shown_id",
 ]
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -74,11 +75,19 @@ class UnusableToken(NotConfigured):
         ExperitureError.__init__(self, "the Experiture API token holds characters an HTTP header cannot carry")
 
 
+_USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
+
+
+def shown_id(value: str) -> str:
+    """A campaign id as logs and errors show it: a link's user:password@ masked, at most 80 characters."""
+    return _USERINFO.sub("***@", value)[:80]
+
+
 class InvalidCampaignId(ExperitureError, ValueError):
     """The campaign id is neither a UUID nor a link holding one, so no request was made."""
 
     def __init__(self, campaign_id: str) -> None:
-        super().__init__(f"campaign id {campaign_id[:80]!r} is not a UUID or a link to a campaign")
+        super().__init__(f"campaign id {shown_id(campaign_id)!r} is not a UUID or a link to a campaign")
         self.campaign_id = campaign_id
 
 

@@ -25,6 +25,7 @@ from experiture_mcp.errors import (
     UnsupportedCampaignType,
     UnusableToken,
     UpstreamTimeout,
+    shown_id,
 )
 from experiture_mcp.models import (
     EXAMPLE_CAMPAIGN_ID,
@@ -481,7 +482,7 @@ def render_error(
     subject = subject or (
         f"{tool} failed for campaign {campaign_id}"
         if not isinstance(error, InvalidCampaignId)
-        else (f"{tool} refused campaign_id {quote(campaign_id, 60)}")
+        else (f"{tool} refused campaign_id {quote(shown_id(campaign_id), 60)}")
     )
     text = f"{subject}: {what}"
     if isinstance(error, APIError):

@@ -21,7 +21,7 @@ from experiture_mcp import __version__
 from experiture_mcp.client import CampaignClient
 from experiture_mcp.config import Settings, is_unset
 from experiture_mcp.doctor import register_access
-from experiture_mcp.errors import CampaignNotFound, ExperitureError, InvalidCampaignId
+from experiture_mcp.errors import CampaignNotFound, ExperitureError, InvalidCampaignId, shown_id
 from experiture_mcp.history.wait import register_wait
 from experiture_mcp.logs import redact, register_secret
 from experiture_mcp.memory import Memory, entry_from
@@ -132,11 +132,11 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             model = await fetch(state.client, campaign_id, token)
             result = ok_result(text(model, state.clock()), dump(model))
         except ExperitureError as exc:
-            log.info("%s %s: %s", tool, campaign_id[:80], exc)
+            log.info("%s %s: %s", tool, shown_id(campaign_id), exc)
             return error_result(render_error(tool, campaign_id, exc, over_http=ctx.headers is not None))
         except Exception:
             # A bug of ours, not the model's: say so plainly instead of the SDK's bare "Error executing tool".
-            log.exception("%s %s crashed", tool, campaign_id[:80])
+            log.exception("%s %s crashed", tool, shown_id(campaign_id))
             return internal_error_result(f"{tool} failed for campaign {campaign_id}")
         state.memory.note(token or settings.token, [entry_from(model)])
         return result

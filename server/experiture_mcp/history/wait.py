@@ -24,7 +24,14 @@ from pydantic import Field
 
 from experiture_mcp.client import CampaignClient
 from experiture_mcp.config import Settings
-from experiture_mcp.errors import APIError, ExperitureError, InvalidCampaignId, Unavailable, UpstreamTimeout
+from experiture_mcp.errors import (
+    APIError,
+    ExperitureError,
+    InvalidCampaignId,
+    Unavailable,
+    UpstreamTimeout,
+    shown_id,
+)
 from experiture_mcp.history.progress import (
     CamelModel,
     Change,
@@ -333,10 +340,10 @@ def register_wait(mcp: MCPServer[Any], request_token: Callable[[Context[Any, Any
                 report=ctx.report_progress,
             )
         except ExperitureError as exc:
-            log.info("wait_for_run %s: %s", campaign_id[:80], exc)
+            log.info("wait_for_run %s: %s", shown_id(campaign_id), exc)
             return error_result(render_error("wait_for_run", campaign_id, exc, over_http=ctx.headers is not None))
         except Exception:
-            log.exception("wait_for_run %s crashed", campaign_id[:80])
+            log.exception("wait_for_run %s crashed", shown_id(campaign_id))
             return internal_error_result(f"wait_for_run failed for campaign {campaign_id}")
         result = wait.result()
         state.memory.note(token or state.settings.token, [entry_from(result.status)])

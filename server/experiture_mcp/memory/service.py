@@ -77,6 +77,13 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def _import_store() -> None:
+    import importlib
+
+    for module in ("alembic.command", "alembic.config", "experiture_mcp.memory.store"):
+        importlib.import_module(module)
+
+
 def _merge(old: Entry, new: Entry) -> Entry:
     """`new`'s known facts over `old`'s."""
     known = {k: v for k, v in vars(new).items() if v is not None and k not in ("campaign_id", "source", "tags")}
@@ -248,6 +255,9 @@ class Memory:
             if self._failed is not None and time.monotonic() - self._failed[0] < RETRY_OPEN_SECONDS:
                 raise self._failed[1]
             try:
+                # Importing SQLAlchemy and Alembic takes a second or more: in a thread, so that the event loop
+                # keeps answering other calls meanwhile.
+                await anyio.to_thread.run_sync(_import_store)
                 from experiture_mcp.memory.store import Store
 
                 if self.path is not None:
