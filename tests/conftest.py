@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -152,6 +153,20 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # 
     for name in [n for n in os.environ if n.startswith("EXPERITURE_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("EXPERITURE_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _root_logger() -> Iterator[None]:  # pyright: ignore[reportUnusedFunction]
+    """A CLI test's `main()` adds our handler and sets the root level: the next test gets neither.
+
+    Only our handler is removed: pytest adds and removes its own capturing handlers around each test phase.
+    """
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if getattr(h, "_experiture", False) and h not in before]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture

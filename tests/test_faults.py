@@ -267,22 +267,19 @@ def server_log() -> Generator[io.StringIO]:
     buffer = io.StringIO()
     foreign = logging.StreamHandler(buffer)
     foreign.setFormatter(logging.Formatter("%(name)s %(message)s"))
-    configure_logging("DEBUG", stream=buffer)
     root = logging.getLogger()
-    handler = next(h for h in root.handlers if getattr(h, "_experiture", False))
-    assert isinstance(handler, logging.StreamHandler)
+    handlers = list(root.handlers)
     loud = [logging.getLogger(n) for n in ("httpx2", "httpcore2", "stamina", "mcp")]
     levels = [root.level, *(lg.level for lg in loud)]
-    previous = handler.setStream(buffer)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    root.setLevel(logging.DEBUG)
+    root.handlers[:] = [h for h in handlers if not getattr(h, "_experiture", False)]  # ours, installed on `buffer`
+    configure_logging("DEBUG", stream=buffer)
     root.handlers.insert(0, foreign)
     for lg in loud:
         lg.setLevel(logging.DEBUG)
     try:
         yield buffer
     finally:
-        root.removeHandler(foreign)
-        handler.setStream(previous)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+        root.handlers[:] = handlers
         root.setLevel(levels[0])
         for lg, level in zip(loud, levels[1:], strict=True):
             lg.setLevel(level)

@@ -97,6 +97,19 @@ def _redacting_record_factory(base: Callable[..., logging.LogRecord]) -> Callabl
     return make
 
 
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to `sys.stderr` as it is when each record is emitted, not as it was when the handler was made."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # A test runner (or an embedding program) swaps sys.stderr and closes the old one; a stream bound once would
+        # then fail on every later record. Handler.handle holds the lock around emit, so this is thread-safe.
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Send every log record to stderr (stdout is the protocol wire), redacted, with quiet HTTP libraries."""
     factory = logging.getLogRecordFactory()
@@ -106,7 +119,7 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     for handler in root.handlers:
         if getattr(handler, "_experiture", False):
             return
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     setattr(handler, "_experiture", True)  # noqa: B010 - marks our handler so a second call adds none
