@@ -154,6 +154,14 @@ def _hosted_options(parser: argparse.ArgumentParser) -> None:
         help="comma-separated browser origins to accept, e.g. https://app.example.com (EXPERITURE_MCP_ALLOWED_ORIGINS)",
     )
     hosted.add_argument(
+        "--auth",
+        dest="mcp_auth",
+        choices=["keys", "oauth"],
+        default=argparse.SUPPRESS,
+        help="keys: access keys plus X-Experiture-Token (default); oauth: chat hosts sign in and paste their "
+        "token once (needs EXPERITURE_MCP_PUBLIC_URL and EXPERITURE_MCP_SECRET_KEY) (EXPERITURE_MCP_AUTH)",
+    )
+    hosted.add_argument(
         "--no-auth-behind-proxy",
         dest="mcp_no_auth_behind_proxy",
         action="store_true",

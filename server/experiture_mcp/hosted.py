@@ -11,9 +11,11 @@ import os
 import re
 import socket
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
+from mcp.server import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
@@ -35,6 +37,7 @@ __all__ = [
     "WORKER_HEADER",
     "AccessKeyMiddleware",
     "NoDelayProtocol",
+    "WorkerHeaderMiddleware",
     "app_from_env",
     "build_app",
     "check_exposure",
@@ -70,8 +73,14 @@ def check_exposure(settings: Settings) -> None:
             f"EXPERITURE_MCP_ACCESS_KEYS has a key shorter than {MIN_ACCESS_KEY_LENGTH} characters, which could be "
             f"guessed; generate keys with: {NEW_KEY_HINT}"
         )
+    if settings.mcp_auth == "oauth":
+        from experiture_mcp.oauth.app import check_oauth_settings
+
+        check_oauth_settings(settings)  # every caller of /mcp then needs an OAuth token
     if is_loopback_host(settings.mcp_host):
         return
+    if settings.mcp_auth == "oauth":
+        return  # the public URL's host is allowed (transport_security); no access keys are involved
     if not settings.mcp_access_keys and not settings.mcp_no_auth_behind_proxy:
         raise ConfigError(
             f"refusing to serve on {settings.mcp_host} without access keys: anyone who can reach it could read "
@@ -92,12 +101,16 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     if "*" in settings.mcp_allowed_hosts:
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
     hosts: list[str] = list(LOOPBACK_HOSTS)
-    for host in settings.mcp_allowed_hosts:
+    origins = [*LOOPBACK_ORIGINS, *settings.mcp_allowed_origins]
+    named = list(settings.mcp_allowed_hosts)
+    if settings.mcp_auth == "oauth" and settings.mcp_public_url:
+        public = httpx2.URL(settings.mcp_public_url)
+        named.append(f"{public.host}:{public.port}" if public.port else public.host)
+        origins.append(settings.mcp_public_url)  # the consent page posts to its own origin
+    for host in named:
         # A name without a port matches with or without one, as a proxy may forward either form.
         hosts += [host] if re.search(r":(\d+|\*)$", host) else [host, f"{host}:*"]
-    return TransportSecuritySettings(
-        allowed_hosts=hosts, allowed_origins=[*LOOPBACK_ORIGINS, *settings.mcp_allowed_origins]
-    )
+    return TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins)
 
 
 def _digest(key: str | bytes) -> bytes:
@@ -168,10 +181,40 @@ def build_app(
     Raises ConfigError when settings would expose the server unsafely (see check_exposure).
     """
     check_exposure(settings)
+    if settings.mcp_auth == "oauth":
+        return _build_oauth_app(settings, transport, clock)
     keys = tuple(k.get_secret_value() for k in settings.mcp_access_keys)
     for key in keys:
         register_secret(key)
     server = build_server(settings, transport=transport, clock=clock)
+    _add_healthz(server)
+    app = _streamable_app(server, settings)
+    app.add_middleware(AccessKeyMiddleware, keys=keys, open_paths=frozenset({HEALTH_PATH}))
+    _add_cors(app, settings)
+    return app
+
+
+def _build_oauth_app(settings: Settings, transport: httpx2.AsyncBaseTransport | None, clock: Clock | None) -> Starlette:
+    """OAuth mode: the MCP app as a resource server of the authorization server mounted beside it."""
+    from experiture_mcp.memory import Memory
+    from experiture_mcp.oauth.app import OAuth
+
+    assert settings.mcp_secret_key is not None  # check_exposure made sure
+    register_secret(settings.mcp_secret_key.get_secret_value())
+    database_url = Memory(settings, lambda: datetime.now(UTC)).url
+    oauth = OAuth(settings, transport=transport, database_url=database_url)
+    server = build_server(
+        settings, transport=oauth.upstream, clock=clock, auth=oauth.auth, token_verifier=oauth.verifier
+    )
+    _add_healthz(server)
+    app = _streamable_app(server, settings)
+    oauth.install(app)
+    app.add_middleware(WorkerHeaderMiddleware)
+    _add_cors(app, settings)
+    return app
+
+
+def _add_healthz(server: MCPServer[Any]) -> None:
 
     @server.custom_route(HEALTH_PATH, methods=["GET"])
     async def healthz(_: Request) -> Response:  # pyright: ignore[reportUnusedFunction]
@@ -183,7 +226,9 @@ def build_app(
             headers={"Cache-Control": "no-store"},
         )
 
-    app = server.streamable_http_app(
+
+def _streamable_app(server: MCPServer[Any], settings: Settings) -> Starlette:
+    return server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,  # any worker or replica can answer any request: no session affinity
         json_response=True,
@@ -191,7 +236,9 @@ def build_app(
         transport_security=transport_security(settings),
         host=settings.mcp_host,
     )
-    app.add_middleware(AccessKeyMiddleware, keys=keys, open_paths=frozenset({HEALTH_PATH}))
+
+
+def _add_cors(app: Starlette, settings: Settings) -> None:
     if settings.mcp_allowed_origins:
         # Outermost, so a browser's preflight (which carries no access key) is answered before the key check.
         app.add_middleware(
@@ -199,10 +246,25 @@ def build_app(
             allow_origins=list(settings.mcp_allowed_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=CORS_REQUEST_HEADERS,
-            expose_headers=["Mcp-Session-Id", WORKER_HEADER],
+            expose_headers=["Mcp-Session-Id", WORKER_HEADER, "WWW-Authenticate"],
             max_age=600,
         )
-    return app
+
+
+class WorkerHeaderMiddleware:
+    """Names the worker process that answered on every response (OAuth mode, where no access key is checked)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._worker = str(os.getpid()).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_worker(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (WORKER_HEADER.lower().encode(), self._worker)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_worker if scope["type"] == "http" else send)
 
 
 def app_from_env() -> Starlette:

@@ -293,10 +293,13 @@ class GrantStore:
             return await self._exchange(conn, refresh_token, "refresh")
 
     async def refresh_grant(self, refresh_token: str) -> GrantInfo | None:
-        """The grant of a live, unused refresh token, or None."""
-        async with self._store.begin(write=False) as conn:
+        """The grant of a live, unused refresh token, or None; a used one revokes its grant (reuse)."""
+        async with self._store.begin(write=True) as conn:
             row = await self._token(conn, refresh_token, "refresh")
-            if row is None or row.used_at is not None or _aware(row.expires_at) <= self._now():
+            if row is None or _aware(row.expires_at) <= self._now():
+                return None
+            if row.used_at is not None:
+                await self._revoke(conn, row.grant_id)
                 return None
             return _info(row, row.grant_expires_at)
 
@@ -345,6 +348,60 @@ class GrantStore:
         except UnsealError:
             return None
         return Verified(row.grant_id, row.client_id, row.scopes.split(), row.resource, _aware(row.expires_at), upstream)
+
+    # Consent transactions and failed pastes.
+
+    async def put_transaction(self, txn: str, params: dict[str, Any], csrf: str) -> None:
+        """Keep a validated authorization request until the user answers the consent page (or it expires)."""
+        values = {
+            "txn_hash": token_hash(txn),
+            "params": json.dumps(params),
+            "csrf_hash": token_hash(csrf),
+            "expires_at": self._now() + TRANSACTION_TTL,
+        }
+        async with self._store.begin(write=True) as conn:
+            await conn.execute(insert(transactions).values(**values))
+
+    async def update_transaction(self, txn: str, params: dict[str, Any]) -> None:
+        """Replace a transaction's parameters (a pasted token waiting for the user's confirmation)."""
+        stmt = update(transactions).where(transactions.c.txn_hash == token_hash(txn)).values(params=json.dumps(params))
+        async with self._store.begin(write=True) as conn:
+            await conn.execute(stmt)
+
+    async def get_transaction(self, txn: str) -> tuple[dict[str, Any], str] | None:
+        """A live transaction's parameters and CSRF hash, or None."""
+        query = select(transactions).where(transactions.c.txn_hash == token_hash(txn))
+        async with self._store.begin(write=False) as conn:
+            row = (await conn.execute(query)).first()
+        if row is None or _aware(row.expires_at) <= self._now():
+            return None
+        return json.loads(row.params), row.csrf_hash
+
+    async def take_transaction(self, txn: str) -> bool:
+        """End a transaction; whether it was still there (a second answer to one page finds nothing)."""
+        async with self._store.begin(write=True) as conn:
+            removed = await conn.execute(delete(transactions).where(transactions.c.txn_hash == token_hash(txn)))
+        return removed.rowcount == 1
+
+    async def failures(self, source: str, window: timedelta) -> int:
+        """Failed pastes from this source in the current window."""
+        async with self._store.begin(write=False) as conn:
+            row = (await conn.execute(_failure_row(source))).first()
+        if row is None or _aware(row.window_start) <= self._now() - window:
+            return 0
+        return int(row.n)
+
+    async def add_failure(self, source: str, window: timedelta) -> int:
+        """Count one failed paste from this source; the count in the current window."""
+        now = self._now()
+        async with self._store.begin(write=True) as conn:
+            row = (await conn.execute(_failure_row(source))).first()
+            if row is None or _aware(row.window_start) <= now - window:
+                await conn.execute(delete(failures).where(failures.c.source == source))
+                await conn.execute(insert(failures).values(source=source, window_start=now, count=1))
+                return 1
+            await conn.execute(update(failures).where(failures.c.source == source).values(count=failures.c.count + 1))
+            return int(row.n) + 1
 
     # Revocation.
 
@@ -421,3 +478,8 @@ def _info(row: Row[Any], expires_at: datetime) -> GrantInfo:
         expires_at=_aware(expires_at),
         revoked_at=_aware(revoked) if revoked is not None else None,
     )
+
+
+def _failure_row(source: str) -> Any:
+    # "count" is also a method of every row, hence the label.
+    return select(failures.c.window_start, failures.c.count.label("n")).where(failures.c.source == source)
