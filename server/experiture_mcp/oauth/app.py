@@ -21,9 +21,9 @@ import httpx2
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
 from mcp.server.auth.handlers.metadata import MetadataHandler, ProtectedResourceMetadataHandler
 from mcp.server.auth.handlers.register import RegistrationHandler
-from mcp.server.auth.handlers.revoke import RevocationHandler
 from mcp.server.auth.handlers.token import TokenHandler
 from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.middleware.client_auth import AuthenticationError
 from mcp.server.auth.routes import cors_middleware
 from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions
 from mcp.server.transport_security import RequestBodyLimitMiddleware
@@ -146,6 +146,13 @@ class OAuth:
         self.verifier.forget_grant(grant_id)
         await (await self.store()).revoke_grant(grant_id)
 
+    async def revoke_for(self, client_id: str, token: str) -> None:
+        """Revoke the grant of one of the client's tokens; unknown tokens and other clients' are ignored (RFC 7009)."""
+        store = await self.store()
+        grant_id = await store.grant_of(token)
+        if grant_id is not None and grant_id[1] == client_id:
+            await store.revoke_grant(grant_id[0])
+
     async def check_token(self, pasted: str) -> TokenCheck:
         """Ask the API what a pasted token allows (the doctor's probes)."""
         from experiture_mcp.doctor import diagnose
@@ -193,7 +200,6 @@ class OAuth:
         register = RegistrationHandler(
             self.provider, ClientRegistrationOptions(enabled=True, default_scopes=list(DEFAULT_SCOPES))
         )
-        revoke = RevocationHandler(self.provider, authenticator)
         prm = ProtectedResourceMetadata.model_validate(
             {"resource": self.resource, "authorization_servers": [self.issuer], "resource_name": "Experiture campaigns"}
         )
@@ -201,6 +207,19 @@ class OAuth:
 
         async def authorize_with_iss(request: Request) -> Response:
             return _with_iss(await authorize.handle(request), self.issuer)
+
+        async def revoke(request: Request) -> Response:
+            # RFC 7009 for public clients too (the SDK's handler requires a client_secret field).
+            try:
+                client = await authenticator.authenticate_request(request)
+            except AuthenticationError as exc:
+                return JSONResponse({"error": "invalid_client", "error_description": exc.message}, status_code=401)
+            token = (await request.form()).get("token")
+            if not isinstance(token, str) or not token:
+                body = {"error": "invalid_request", "error_description": "the token to revoke is missing"}
+                return JSONResponse(body, status_code=400)
+            await self.revoke_for(client.client_id or "", token)
+            return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
         async def token_for_us(request: Request) -> Response:
             form = await request.form()  # cached on the request: the SDK handler reads the same form
@@ -222,7 +241,7 @@ class OAuth:
                 ),
                 methods=["POST", "OPTIONS"],
             ),
-            Route("/revoke", cors_middleware(revoke.handle, ["POST", "OPTIONS"]), methods=["POST", "OPTIONS"]),
+            Route("/revoke", cors_middleware(revoke, ["POST", "OPTIONS"]), methods=["POST", "OPTIONS"]),
             Route(CONSENT_PATH, consent.get, methods=["GET"]),
             Route(CONSENT_PATH, consent.post, methods=["POST"]),
         ]

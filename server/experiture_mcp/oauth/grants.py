@@ -122,6 +122,11 @@ class GrantStore:
         self._key = key
         self._now = clock
         self._insert = store.dialect_insert
+        self._listeners: list[Callable[[str], None]] = []
+
+    def on_revoke(self, listener: Callable[[str], None]) -> None:
+        """Call listener(grant_id) whenever this process revokes a grant (caches drop it at once)."""
+        self._listeners.append(listener)
 
     @classmethod
     async def open(cls, url: str, secret: str, clock: Clock) -> GrantStore:
@@ -416,6 +421,17 @@ class GrantStore:
             await self._revoke(conn, found.grant_id)
             return str(found.grant_id)
 
+    async def grant_of(self, token: str) -> tuple[str, str] | None:
+        """The grant id and client id of any live token, or None."""
+        query = (
+            select(grants.c.grant_id, grants.c.client_id)
+            .join(tokens, tokens.c.grant_id == grants.c.grant_id)
+            .where(tokens.c.token_hash == token_hash(token))
+        )
+        async with self._store.begin(write=False) as conn:
+            row = (await conn.execute(query)).first()
+        return (str(row.grant_id), str(row.client_id)) if row is not None else None
+
     async def revoke_grant(self, grant_id: str) -> bool:
         """Revoke a grant by id; whether it was live."""
         async with self._store.begin(write=True) as conn:
@@ -423,6 +439,8 @@ class GrantStore:
 
     async def _revoke(self, conn: AsyncConnection, grant_id: str) -> bool:
         now = self._now()
+        for listener in self._listeners:
+            listener(grant_id)  # before the commit: a cache must never outlive a revocation
         changed = await conn.execute(
             update(grants)
             .where(grants.c.grant_id == grant_id, grants.c.revoked_at.is_(None))

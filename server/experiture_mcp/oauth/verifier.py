@@ -12,9 +12,10 @@ from experiture_mcp.oauth.access import GrantAccessToken
 from experiture_mcp.oauth.grants import GrantStore
 from experiture_mcp.oauth.keys import PREFIXES, token_hash
 
-__all__ = ["CACHE_SECONDS", "GrantVerifier"]
+__all__ = ["CACHE_SECONDS", "MARK_SECONDS", "GrantVerifier"]
 
-CACHE_SECONDS = 5.0  # how long a verified token is trusted without the database (revocations here end it at once)
+CACHE_SECONDS = 30.0  # how long a verified token is trusted without reading its row again
+MARK_SECONDS = 1.0  # how often a cache hit checks for revocations by other processes (one tiny query)
 _MAX_CACHED = 10_000
 
 
@@ -25,17 +26,36 @@ class GrantVerifier:
         self._store = store
         self._clock = clock
         self._cache: dict[str, tuple[GrantAccessToken, float]] = {}
+        self._watched: GrantStore | None = None
+        self._mark = 0
+        self._mark_checked = float("-inf")
+
+    async def _fresh(self, store: GrantStore, now: float) -> None:
+        """Drop the cache when another process revoked a grant since the last look (this one's are heard at once)."""
+        if self._watched is not store:
+            store.on_revoke(self.forget_grant)
+            self._watched = store
+            self._mark = await store.revocation_mark()
+            self._mark_checked = now
+        elif now - self._mark_checked >= MARK_SECONDS:
+            mark = await store.revocation_mark()
+            self._mark_checked = now
+            if mark != self._mark:
+                self._mark = mark
+                self._cache.clear()
 
     async def verify_token(self, token: str) -> GrantAccessToken | None:
         """The grant behind a live access token of ours, or None."""
         if not token.startswith(PREFIXES["access"]):
             return None
         key = token_hash(token)
-        cached = self._cache.get(key)
         now = self._clock()
+        store = await self._store()
+        await self._fresh(store, now)
+        cached = self._cache.get(key)
         if cached is not None and cached[1] > now and (cached[0].expires_at or 0) > time.time():
             return cached[0]
-        verified = await (await self._store()).verify(token)
+        verified = await store.verify(token)
         if verified is None:
             self._cache.pop(key, None)
             return None
