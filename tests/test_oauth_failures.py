@@ -379,3 +379,29 @@ async def test_no_token_code_or_pasted_token_reaches_a_log_record(
     assert any(r.name.startswith("experiture_mcp") for r in server_side)
     for value in secrets_seen:
         assert value not in logged
+
+
+async def test_loopback_redirects_may_use_any_port_and_nothing_else_differs(
+    http: httpx2.AsyncClient, hosted: Hosted
+) -> None:
+    client_id = await register(http, hosted)
+    _, challenge = pkce()
+    other_port = await http.get(
+        authorize_url(hosted, client_id, challenge, redirect_uri="http://127.0.0.1:5555/callback")
+    )
+    assert other_port.status_code == 302 and "/oauth/consent?txn=" in other_port.headers["location"]
+    for refused in ("http://127.0.0.1:5555/other", "http://127.0.0.2:9/callback", "https://127.0.0.1:9/callback"):
+        answer = await http.get(authorize_url(hosted, client_id, challenge, redirect_uri=refused))
+        assert answer.status_code == 400, refused
+
+    remote = await register(http, hosted, redirect_uris=["https://host.example/cb"])
+    wrong_port = await http.get(authorize_url(hosted, remote, challenge, redirect_uri="https://host.example:8443/cb"))
+    assert wrong_port.status_code == 400
+
+
+@pytest.mark.parametrize("scope", [None, "", "offline_access", " campaigns:read\toffline_access ", "profile email"])
+async def test_scopes_are_lenient(http: httpx2.AsyncClient, hosted: Hosted, scope: str | None) -> None:
+    client_id = await register(http, hosted)
+    extra = {} if scope is None else {"scope": scope}
+    answer = await http.get(authorize_url(hosted, client_id, pkce()[1], **extra))
+    assert answer.status_code == 302 and "/oauth/consent?txn=" in answer.headers["location"]

@@ -12,7 +12,7 @@ import re
 import socket
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 from mcp.server import MCPServer
@@ -29,6 +29,9 @@ from experiture_mcp.config import ConfigError, Settings, is_loopback_host
 from experiture_mcp.logs import configure_logging, register_secret
 from experiture_mcp.sandbox import demo_transport
 from experiture_mcp.server import Clock, build_server
+
+if TYPE_CHECKING:
+    from experiture_mcp.oauth.cimd import CimdFetcher
 
 __all__ = [
     "HEALTH_PATH",
@@ -174,15 +177,20 @@ def _unauthorized(presented: bool) -> Response:
 
 
 def build_app(
-    settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+    cimd: CimdFetcher | None = None,
 ) -> Starlette:
     """The ASGI app for hosted mode: stateless streamable HTTP with JSON responses at /mcp, open /healthz.
 
+    `cimd` (OAuth mode) fetches client metadata documents; tests pass one that may reach loopback.
     Raises ConfigError when settings would expose the server unsafely (see check_exposure).
     """
     check_exposure(settings)
     if settings.mcp_auth == "oauth":
-        return _build_oauth_app(settings, transport, clock)
+        return _build_oauth_app(settings, transport, clock, cimd)
     keys = tuple(k.get_secret_value() for k in settings.mcp_access_keys)
     for key in keys:
         register_secret(key)
@@ -194,7 +202,9 @@ def build_app(
     return app
 
 
-def _build_oauth_app(settings: Settings, transport: httpx2.AsyncBaseTransport | None, clock: Clock | None) -> Starlette:
+def _build_oauth_app(
+    settings: Settings, transport: httpx2.AsyncBaseTransport | None, clock: Clock | None, cimd: CimdFetcher | None
+) -> Starlette:
     """OAuth mode: the MCP app as a resource server of the authorization server mounted beside it."""
     from experiture_mcp.memory import Memory
     from experiture_mcp.oauth.app import OAuth
@@ -202,7 +212,7 @@ def _build_oauth_app(settings: Settings, transport: httpx2.AsyncBaseTransport | 
     assert settings.mcp_secret_key is not None  # check_exposure made sure
     register_secret(settings.mcp_secret_key.get_secret_value())
     database_url = Memory(settings, lambda: datetime.now(UTC)).url
-    oauth = OAuth(settings, transport=transport, database_url=database_url)
+    oauth = OAuth(settings, transport=transport, database_url=database_url, cimd=cimd)
     server = build_server(
         settings, transport=oauth.upstream, clock=clock, auth=oauth.auth, token_verifier=oauth.verifier
     )

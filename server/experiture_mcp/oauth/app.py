@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 from experiture_mcp.config import ConfigError, Settings
 from experiture_mcp.oauth.access import GrantAccessToken
+from experiture_mcp.oauth.cimd import CimdFetcher
 from experiture_mcp.oauth.consent import Consent, TokenCheck
 from experiture_mcp.oauth.grants import GrantStore
 from experiture_mcp.oauth.keys import ServerKey
@@ -98,7 +99,14 @@ class UpstreamGuard(httpx2.AsyncBaseTransport):
 class OAuth:
     """Everything of OAuth mode for one app: store (opened on first use), verifier, provider, routes."""
 
-    def __init__(self, settings: Settings, *, transport: httpx2.AsyncBaseTransport | None, database_url: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx2.AsyncBaseTransport | None,
+        database_url: str,
+        cimd: CimdFetcher | None = None,
+    ) -> None:
         issuer, secret = check_oauth_settings(settings)
         self.settings = settings
         self.issuer = issuer
@@ -116,7 +124,7 @@ class OAuth:
         self.upstream = UpstreamGuard(self.inner_transport, self._upstream_unauthorized)
         self.verifier = GrantVerifier(self.store)
         csrf_key = hmac.new(secret.encode(), b"experiture-mcp/oauth/csrf/v1", hashlib.sha256).digest()
-        self.provider = GrantProvider(self.store, self.verifier, issuer, self.resource, csrf_key)
+        self.provider = GrantProvider(self.store, self.verifier, issuer, self.resource, csrf_key, cimd)
         # Validated from strings, so that the models keep the origin without a trailing slash (exact issuer).
         self.auth = AuthSettings.model_validate(
             {"issuer_url": issuer, "resource_server_url": self.resource, "validate_token_resource": True}

@@ -24,6 +24,7 @@ from pydantic import AnyUrl
 from starlette.requests import Request
 
 from experiture_mcp.oauth.access import GrantAccessToken
+from experiture_mcp.oauth.cimd import CimdFetcher, is_cimd_client_id
 from experiture_mcp.oauth.grants import Client, GrantStore
 from experiture_mcp.oauth.keys import token_hash
 from experiture_mcp.oauth.verifier import GrantVerifier
@@ -58,12 +59,30 @@ class OurClient(OAuthClientInformationFull):
     secret_hash: str | None = None
     kind: str = "dcr"
 
+    def validate_redirect_uri(self, redirect_uri: AnyUrl | None) -> AnyUrl:
+        """Exact match, except that a loopback http redirect may use any port (RFC 8252 §7.3, native clients)."""
+        if redirect_uri is not None and redirect_uri.scheme == "http" and _is_loopback(redirect_uri.host):
+            for registered in self.redirect_uris or []:
+                same_but_port = (registered.scheme, registered.host, registered.path, registered.query) == (
+                    redirect_uri.scheme,
+                    redirect_uri.host,
+                    redirect_uri.path,
+                    redirect_uri.query,
+                )
+                if same_but_port:
+                    return redirect_uri
+        return super().validate_redirect_uri(redirect_uri)
+
     def validate_scope(self, requested_scope: str | None) -> list[str] | None:
         """Known scopes of the request (any whitespace separates them); none, or only unknown ones: the default."""
         if requested_scope is None:
             return list(DEFAULT_SCOPES)
         wanted = [s for s in requested_scope.split() if s in SCOPES]
         return wanted or list(DEFAULT_SCOPES)
+
+
+def _is_loopback(host: str | None) -> bool:
+    return (host or "").strip("[]") in ("127.0.0.1", "::1", "localhost")
 
 
 def _client(row: Client) -> OurClient:
@@ -113,7 +132,9 @@ class GrantProvider:
         issuer: str,
         resource: str,
         csrf_key: bytes,
+        cimd: CimdFetcher | None = None,
     ) -> None:
+        self._cimd = cimd or CimdFetcher()
         self._store = store
         self._verifier = verifier
         self.issuer = issuer
@@ -125,7 +146,21 @@ class GrantProvider:
         return hmac.new(self._csrf_key, txn.encode(), hashlib.sha256).hexdigest()
 
     async def get_client(self, client_id: str) -> OurClient | None:
-        """A registered client, or None."""
+        """A registered client, a client whose id is its metadata document's URL (CIMD), or None."""
+        if is_cimd_client_id(client_id):
+            document = await self._cimd.fetch(client_id)
+            if document is None:
+                return None
+            fields = ("client_name", "client_uri", "logo_uri", "redirect_uris", "scope")
+            return OurClient.model_validate(
+                {
+                    **{k: document[k] for k in fields if k in document},
+                    "client_id": client_id,
+                    "token_endpoint_auth_method": "none",
+                    "grant_types": ["authorization_code", "refresh_token"],
+                    "kind": "cimd",
+                }
+            )
         row = await (await self._store()).get_client(client_id)
         return _client(row) if row is not None else None
 
