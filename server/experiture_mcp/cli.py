@@ -106,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     from experiture_mcp.memory.commands import add_campaigns_command
 
     add_campaigns_command(commands, [_common(argparse.SUPPRESS)])
+    from experiture_mcp.oauth.commands import add_oauth_command
+
+    add_oauth_command(commands, [_common(argparse.SUPPRESS)])
     return parser
 
 
@@ -224,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from experiture_mcp.memory.commands import run_campaigns
 
         return run_campaigns(settings, args, transport=_demo_transport(settings))
+    if args.command == "oauth":
+        from experiture_mcp.oauth.commands import run_oauth
+
+        return run_oauth(settings, args)
     if args.command == "call":
         return anyio.run(_call, settings, args.tool, args.campaign_id, args.json)
     if args.transport == "http":
