@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.anyio
 @contextmanager
 def replica(
     port: int, public_url: str, demo_api: str, database_url: str, log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> Generator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
         "EXPERITURE_MCP_AUTH": "oauth",
