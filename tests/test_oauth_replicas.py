@@ -100,10 +100,10 @@ async def test_a_token_from_one_replica_works_on_the_other_and_a_revocation_on_o
             assert revoked.status_code == 200
             start = time.monotonic()
             while (await call(http, b, fresh["access_token"])).status_code != 401:
-                assert time.monotonic() - start < 1.5, "B still accepts a token A revoked"
+                assert time.monotonic() - start < 0.75, "B still accepts a token A revoked"
                 await anyio.sleep(0.02)
             waited = time.monotonic() - start
-    assert waited < 1.5
+    assert waited < 0.75
     text = "".join(log.read_text() for log in logs)
     for secret in (DEMO_TOKEN, tokens["access_token"], tokens["refresh_token"], fresh["access_token"], SECRET_KEY):
         assert secret not in text

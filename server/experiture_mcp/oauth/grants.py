@@ -479,7 +479,13 @@ class GrantStore:
                 await conn.execute(delete(tokens).where(tokens.c.grant_id.in_(ended_ids)))
                 removed += (await conn.execute(delete(grants).where(grants.c.grant_id.in_(ended_ids)))).rowcount
             removed += (
-                await conn.execute(delete(revocations).where(revocations.c.at <= now - timedelta(days=1)))
+                await conn.execute(
+                    # The newest row stays, so that the mark never goes back to a value a cache has seen.
+                    delete(revocations).where(
+                        revocations.c.at <= now - timedelta(days=1),
+                        revocations.c.seq < select(func.max(revocations.c.seq)).scalar_subquery(),
+                    )
+                )
             ).rowcount
         return removed
 
