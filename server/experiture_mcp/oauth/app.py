@@ -250,6 +250,7 @@ class OAuth:
                 methods=["POST", "OPTIONS"],
             ),
             Route("/revoke", cors_middleware(revoke, ["POST", "OPTIONS"]), methods=["POST", "OPTIONS"]),
+            Route("/favicon.ico", _no_icon, methods=["GET"]),  # browsers ask for it on the consent page
             Route(CONSENT_PATH, consent.get, methods=["GET"]),
             Route(CONSENT_PATH, consent.post, methods=["POST"]),
         ]
@@ -268,6 +269,10 @@ class OAuth:
                     await self.aclose()
 
         app.router.lifespan_context = lifespan
+
+
+async def _no_icon(_: Request) -> Response:
+    return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
 
 
 def _with_iss(response: Response, issuer: str) -> Response:
