@@ -14,6 +14,7 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.types import CallToolResult
 
 from _oauth_browser import Browser
 from conftest import free_port, text_of
@@ -65,13 +66,15 @@ async def test_mcp_remote_signs_in_through_the_consent_page_and_calls_a_tool(hos
     port = free_port()
     params = StdioServerParameters(command=str(binary), args=[hosted.mcp, str(port), "--allow-http"], env=env)
     browser = Browser([DEMO_TOKEN])
+    results: list[CallToolResult] = []
     start = time.monotonic()
     with log.open("w") as errlog:
         async with anyio.create_task_group() as tg:
             tg.start_soon(authorize_when_asked, log, browser)
             with anyio.fail_after(60):
                 async with Client(stdio_client(params, errlog=errlog)) as client:
-                    result = await client.call_tool("get_status", {"campaign_id": DEMO_CAMPAIGNS["spring-dm"]})
+                    results.append(await client.call_tool("get_status", {"campaign_id": DEMO_CAMPAIGNS["spring-dm"]}))
+    [result] = results
     assert not result.is_error, text_of(result)
     assert "Spring" in text_of(result)
     assert browser.result is not None and browser.result.iss == hosted.url
