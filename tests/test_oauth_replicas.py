@@ -105,5 +105,6 @@ async def test_a_token_from_one_replica_works_on_the_other_and_a_revocation_on_o
             waited = time.monotonic() - start
     assert waited < 0.75
     text = "".join(log.read_text() for log in logs)
+    assert text.count(f"callers sign in with OAuth (issuer {public}") == 2  # each replica's banner
     for secret in (DEMO_TOKEN, tokens["access_token"], tokens["refresh_token"], fresh["access_token"], SECRET_KEY):
         assert secret not in text

@@ -344,14 +344,18 @@ def _quiet_sdk_request_logs(settings: Settings) -> None:
 def _banner(settings: Settings, port: int, workers: int) -> str:
     host = settings.mcp_host
     where = f"http://{f'[{host}]' if ':' in host else host}:{port}{MCP_PATH}"
-    if settings.mcp_access_keys:
+    if settings.mcp_auth == "oauth":
+        callers = f"callers sign in with OAuth (issuer {settings.mcp_public_url}, consent page /oauth/consent)"
+    elif settings.mcp_access_keys:
         callers = f"callers need one of {len(settings.mcp_access_keys)} access key(s)"
     elif is_loopback_host(host):
         callers = "no access keys: any program on this machine may call it"
     else:
         callers = "no access keys: the proxy in front must authenticate callers"
     tenant = (
-        "EXPERITURE_API_TOKEN unless a request sends X-Experiture-Token"
+        "each grant's own, pasted once on the consent page"
+        if settings.mcp_auth == "oauth"
+        else "EXPERITURE_API_TOKEN unless a request sends X-Experiture-Token"
         if settings.token
         else ("each request's X-Experiture-Token header (EXPERITURE_API_TOKEN is not set)")
     )
