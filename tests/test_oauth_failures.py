@@ -405,3 +405,13 @@ async def test_scopes_are_lenient(http: httpx2.AsyncClient, hosted: Hosted, scop
     extra = {} if scope is None else {"scope": scope}
     answer = await http.get(authorize_url(hosted, client_id, pkce()[1], **extra))
     assert answer.status_code == 302 and "/oauth/consent?txn=" in answer.headers["location"]
+
+
+async def test_an_x_experiture_token_header_is_ignored_in_oauth_mode(http: httpx2.AsyncClient, hosted: Hosted) -> None:
+    done = await consent(http, hosted, TENANT_B_TOKEN)  # globex's grant
+    access = (await exchange(http, hosted, done)).json()["access_token"]
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {access}", "X-Experiture-Token": DEMO_TOKEN}
+    answer = (await http.post(hosted.mcp, json=STATUS_CALL, headers=headers)).json()
+    assert answer["result"]["isError"] is True  # SPRING is acme's: the grant's globex token was used, not the header
+    no_bearer = await http.post(hosted.mcp, json=STATUS_CALL, headers={**MCP_HEADERS, "X-Experiture-Token": DEMO_TOKEN})
+    assert no_bearer.status_code == 401
