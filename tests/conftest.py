@@ -50,9 +50,13 @@ def free_port() -> int:
 class ServedApp:
     """An ASGI app served by a real uvicorn on 127.0.0.1 in a background thread."""
 
-    def __init__(self, app: Any, lifespan: Literal["on", "off"] = "off") -> None:
-        self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=lifespan)
+    def __init__(
+        self, app: Any, lifespan: Literal["on", "off"] = "off", port: int | None = None, **options: Any
+    ) -> None:
+        self.port = port or free_port()
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan=lifespan, **options
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -164,3 +164,52 @@ def test_settings_are_read_without_importing_pydantic_settings() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
 
     assert done.stdout.strip() == "[]"
+
+
+def test_oauth_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().mcp_auth == "keys"  # today's behaviour unless asked
+    monkeypatch.setenv("EXPERITURE_MCP_AUTH", "oauth")
+    monkeypatch.setenv("EXPERITURE_MCP_PUBLIC_URL", "https://mcp.example.com/")
+    monkeypatch.setenv("EXPERITURE_MCP_SECRET_KEY", "k" * 32)
+
+    settings = Settings()
+
+    assert settings.mcp_auth == "oauth"
+    assert settings.mcp_public_url == "https://mcp.example.com"  # one spelling: the issuer must match exactly
+    assert settings.mcp_secret_key is not None and "k" * 32 not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://mcp.example.com", "https://mcp.example.com"),
+        ("https://mcp.example.com:8443/", "https://mcp.example.com:8443"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("http://localhost:8000/", "http://localhost:8000"),
+    ],
+)
+def test_a_public_url_is_https_or_loopback_http(url: str, kept: str) -> None:
+    assert Settings(mcp_public_url=url).mcp_public_url == kept
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://mcp.example.com", "plain http://"),
+        ("https://mcp.example.com/mcp", "origin only"),
+        ("https://user:pw@mcp.example.com", "origin only"),
+        ("https://mcp.example.com?x=1", "origin only"),
+        ("ftp://mcp.example.com", "https:// origin"),
+        ("mcp.example.com", "https:// origin"),
+    ],
+)
+def test_other_public_urls_are_refused_with_a_fix(url: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(mcp_public_url=url)
+
+
+def test_a_short_server_secret_or_an_unknown_auth_mode_is_refused() -> None:
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        Settings(mcp_secret_key=SecretStr("short"))
+    with pytest.raises(ValidationError):
+        Settings(mcp_auth="jwt")  # pyright: ignore[reportArgumentType]

@@ -115,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     from experiture_mcp.memory.commands import add_campaigns_command
 
     add_campaigns_command(commands, [_common(argparse.SUPPRESS)])
+    from experiture_mcp.oauth.commands import add_oauth_command
+
+    add_oauth_command(commands, [_common(argparse.SUPPRESS)])
     return parser
 
 
@@ -161,6 +164,14 @@ def _hosted_options(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         metavar="ORIGINS",
         help="comma-separated browser origins to accept, e.g. https://app.example.com (EXPERITURE_MCP_ALLOWED_ORIGINS)",
+    )
+    hosted.add_argument(
+        "--auth",
+        dest="mcp_auth",
+        choices=["keys", "oauth"],
+        default=argparse.SUPPRESS,
+        help="keys: access keys plus X-Experiture-Token (default); oauth: chat hosts sign in and paste their "
+        "token once (needs EXPERITURE_MCP_PUBLIC_URL and EXPERITURE_MCP_SECRET_KEY) (EXPERITURE_MCP_AUTH)",
     )
     hosted.add_argument(
         "--no-auth-behind-proxy",
@@ -225,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from experiture_mcp.memory.commands import run_campaigns
 
         return run_campaigns(settings, args, transport=_demo_transport(settings))
+    if args.command == "oauth":
+        from experiture_mcp.oauth.commands import run_oauth
+
+        return run_oauth(settings, args)
     if args.command == "call":
         return anyio.run(_call, settings, args.tool, args.campaign_id, args.json)
     if args.command == "view":

@@ -11,10 +11,20 @@ from typing import Annotated, Any, Literal, cast, get_origin
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
-__all__ = ["DEFAULT_BASE_URL", "TOKEN_ENV", "ConfigError", "Settings", "is_loopback_host", "is_unset"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MIN_SECRET_KEY_LENGTH",
+    "TOKEN_ENV",
+    "ConfigError",
+    "Settings",
+    "check_public_url",
+    "is_loopback_host",
+    "is_unset",
+]
 
 DEFAULT_BASE_URL = "https://api.experiture.ai/public/v1"
 TOKEN_ENV = "EXPERITURE_API_TOKEN"
+MIN_SECRET_KEY_LENGTH = 32
 ENV_PREFIX = "EXPERITURE_"
 
 
@@ -102,6 +112,15 @@ class Settings(BaseModel):
     memory_secret: SecretStr | None = Field(
         default=None, description="Key of the tenants' keyed hashes (default: one the store creates and keeps)."
     )
+    mcp_auth: Literal["keys", "oauth"] = Field(
+        default="keys", description="How HTTP callers authenticate: access keys, or OAuth sign-in (chat hosts)."
+    )
+    mcp_public_url: str | None = Field(
+        default=None, description="Public origin of the hosted server (https://…), the OAuth issuer; oauth only."
+    )
+    mcp_secret_key: SecretStr | None = Field(
+        default=None, description="Server secret of OAuth mode (32+ characters, the same on every replica)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="WARNING", description="Level of the log written to stderr."
     )
@@ -132,6 +151,21 @@ class Settings(BaseModel):
     @classmethod
     def _check_base_url(cls, value: str) -> str:
         return check_base_url(value)
+
+    @field_validator("mcp_public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_public_url(value)
+
+    @field_validator("mcp_secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(
+                f"EXPERITURE_MCP_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters; make one with: "
+                'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+            )
+        return value
 
     @field_validator("mcp_access_keys", "mcp_allowed_hosts", "mcp_allowed_origins", mode="before")
     @classmethod
@@ -179,5 +213,30 @@ def check_base_url(value: str) -> str:
         raise ConfigError(
             f"EXPERITURE_BASE_URL {value!r} uses plain http://, which would send the API token unencrypted; "
             f"use https:// (plain http is allowed only for loopback hosts such as 127.0.0.1 when testing)"
+        )
+    return value
+
+
+def check_public_url(value: str) -> str:
+    """Return the public origin without a trailing slash, or raise ConfigError with a fix (the base URL's rule)."""
+    import httpx2
+
+    example = "https://mcp.example.com"
+    value = value.strip().rstrip("/")
+    try:
+        url = httpx2.URL(value)
+    except Exception as exc:
+        raise ConfigError(f"EXPERITURE_MCP_PUBLIC_URL {value!r} is not a URL; use e.g. {example}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(f"EXPERITURE_MCP_PUBLIC_URL {value!r} must be an https:// origin such as {example}")
+    if url.query or url.fragment or url.userinfo or url.path not in ("", "/"):
+        raise ConfigError(
+            f"EXPERITURE_MCP_PUBLIC_URL {value!r} must be an origin only (scheme, host, port), such as {example}: "
+            "no path, credentials, query or fragment; the server serves /mcp and the OAuth endpoints at its root"
+        )
+    if url.scheme == "http" and not is_loopback_host(url.host):
+        raise ConfigError(
+            f"EXPERITURE_MCP_PUBLIC_URL {value!r} uses plain http://, which would send tokens unencrypted; use "
+            "https:// behind a TLS proxy (plain http is allowed only for loopback hosts such as 127.0.0.1 when testing)"
         )
     return value

@@ -11,9 +11,11 @@ import os
 import re
 import socket
 import sys
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import httpx2
+from mcp.server import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
@@ -28,6 +30,9 @@ from experiture_mcp.logs import configure_logging, register_secret
 from experiture_mcp.sandbox import demo_transport
 from experiture_mcp.server import Clock, build_server
 
+if TYPE_CHECKING:
+    from experiture_mcp.oauth.cimd import CimdFetcher
+
 __all__ = [
     "HEALTH_PATH",
     "MCP_PATH",
@@ -36,6 +41,7 @@ __all__ = [
     "AccessKeyMiddleware",
     "NoDelayProtocol",
     "PostOnlyMiddleware",
+    "WorkerHeaderMiddleware",
     "app_from_env",
     "build_app",
     "check_exposure",
@@ -71,8 +77,14 @@ def check_exposure(settings: Settings) -> None:
             f"EXPERITURE_MCP_ACCESS_KEYS has a key shorter than {MIN_ACCESS_KEY_LENGTH} characters, which could be "
             f"guessed; generate keys with: {NEW_KEY_HINT}"
         )
+    if settings.mcp_auth == "oauth":
+        from experiture_mcp.oauth.app import check_oauth_settings
+
+        check_oauth_settings(settings)  # every caller of /mcp then needs an OAuth token
     if is_loopback_host(settings.mcp_host):
         return
+    if settings.mcp_auth == "oauth":
+        return  # the public URL's host is allowed (transport_security); no access keys are involved
     if not settings.mcp_access_keys and not settings.mcp_no_auth_behind_proxy:
         raise ConfigError(
             f"refusing to serve on {settings.mcp_host} without access keys: anyone who can reach it could read "
@@ -93,12 +105,16 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     if "*" in settings.mcp_allowed_hosts:
         return TransportSecuritySettings(enable_dns_rebinding_protection=False)
     hosts: list[str] = list(LOOPBACK_HOSTS)
-    for host in settings.mcp_allowed_hosts:
+    origins = [*LOOPBACK_ORIGINS, *settings.mcp_allowed_origins]
+    named = list(settings.mcp_allowed_hosts)
+    if settings.mcp_auth == "oauth" and settings.mcp_public_url:
+        public = httpx2.URL(settings.mcp_public_url)
+        named.append(f"{public.host}:{public.port}" if public.port else public.host)
+        origins.append(settings.mcp_public_url)  # the consent page posts to its own origin
+    for host in named:
         # A name without a port matches with or without one, as a proxy may forward either form.
         hosts += [host] if re.search(r":(\d+|\*)$", host) else [host, f"{host}:*"]
-    return TransportSecuritySettings(
-        allowed_hosts=hosts, allowed_origins=[*LOOPBACK_ORIGINS, *settings.mcp_allowed_origins]
-    )
+    return TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins)
 
 
 def _digest(key: str | bytes) -> bytes:
@@ -189,17 +205,54 @@ def _unauthorized(presented: bool) -> Response:
 
 
 def build_app(
-    settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+    cimd: CimdFetcher | None = None,
 ) -> Starlette:
     """The ASGI app for hosted mode: stateless streamable HTTP with JSON responses at /mcp, open /healthz.
 
+    `cimd` (OAuth mode) fetches client metadata documents; tests pass one that may reach loopback.
     Raises ConfigError when settings would expose the server unsafely (see check_exposure).
     """
     check_exposure(settings)
+    if settings.mcp_auth == "oauth":
+        return _build_oauth_app(settings, transport, clock, cimd)
     keys = tuple(k.get_secret_value() for k in settings.mcp_access_keys)
     for key in keys:
         register_secret(key)
     server = build_server(settings, transport=transport, clock=clock)
+    _add_healthz(server)
+    app = _streamable_app(server, settings)
+    app.add_middleware(AccessKeyMiddleware, keys=keys, open_paths=frozenset({HEALTH_PATH}))
+    _add_cors(app, settings)
+    return app
+
+
+def _build_oauth_app(
+    settings: Settings, transport: httpx2.AsyncBaseTransport | None, clock: Clock | None, cimd: CimdFetcher | None
+) -> Starlette:
+    """OAuth mode: the MCP app as a resource server of the authorization server mounted beside it."""
+    from experiture_mcp.memory import Memory
+    from experiture_mcp.oauth.app import OAuth
+
+    assert settings.mcp_secret_key is not None  # check_exposure made sure
+    register_secret(settings.mcp_secret_key.get_secret_value())
+    database_url = Memory(settings, lambda: datetime.now(UTC)).url
+    oauth = OAuth(settings, transport=transport, database_url=database_url, cimd=cimd)
+    server = build_server(
+        settings, transport=oauth.upstream, clock=clock, auth=oauth.auth, token_verifier=oauth.verifier
+    )
+    _add_healthz(server)
+    app = _streamable_app(server, settings)
+    oauth.install(app)
+    app.add_middleware(WorkerHeaderMiddleware)
+    _add_cors(app, settings)
+    return app
+
+
+def _add_healthz(server: MCPServer[Any]) -> None:
 
     @server.custom_route(HEALTH_PATH, methods=["GET"])
     async def healthz(_: Request) -> Response:  # pyright: ignore[reportUnusedFunction]
@@ -211,6 +264,8 @@ def build_app(
             headers={"Cache-Control": "no-store"},
         )
 
+
+def _streamable_app(server: MCPServer[Any], settings: Settings) -> Starlette:
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,  # any worker or replica can answer any request: no session affinity
@@ -220,7 +275,10 @@ def build_app(
         host=settings.mcp_host,
     )
     app.add_middleware(PostOnlyMiddleware, path=MCP_PATH)  # inside the key check: strangers learn nothing
-    app.add_middleware(AccessKeyMiddleware, keys=keys, open_paths=frozenset({HEALTH_PATH}))
+    return app
+
+
+def _add_cors(app: Starlette, settings: Settings) -> None:
     if settings.mcp_allowed_origins:
         # Outermost, so a browser's preflight (which carries no access key) is answered before the key check.
         app.add_middleware(
@@ -228,10 +286,25 @@ def build_app(
             allow_origins=list(settings.mcp_allowed_origins),
             allow_methods=["POST"],
             allow_headers=CORS_REQUEST_HEADERS,
-            expose_headers=["Mcp-Session-Id", WORKER_HEADER],
+            expose_headers=["Mcp-Session-Id", WORKER_HEADER, "WWW-Authenticate"],
             max_age=600,
         )
-    return app
+
+
+class WorkerHeaderMiddleware:
+    """Names the worker process that answered on every response (OAuth mode, where no access key is checked)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._worker = str(os.getpid()).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_worker(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (WORKER_HEADER.lower().encode(), self._worker)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_worker if scope["type"] == "http" else send)
 
 
 def app_from_env() -> Starlette:
@@ -301,14 +374,18 @@ def _quiet_sdk_request_logs(settings: Settings) -> None:
 def _banner(settings: Settings, port: int, workers: int) -> str:
     host = settings.mcp_host
     where = f"http://{f'[{host}]' if ':' in host else host}:{port}{MCP_PATH}"
-    if settings.mcp_access_keys:
+    if settings.mcp_auth == "oauth":
+        callers = f"callers sign in with OAuth (issuer {settings.mcp_public_url}, consent page /oauth/consent)"
+    elif settings.mcp_access_keys:
         callers = f"callers need one of {len(settings.mcp_access_keys)} access key(s)"
     elif is_loopback_host(host):
         callers = "no access keys: any program on this machine may call it"
     else:
         callers = "no access keys: the proxy in front must authenticate callers"
     tenant = (
-        "EXPERITURE_API_TOKEN unless a request sends X-Experiture-Token"
+        "each grant's own, pasted once on the consent page"
+        if settings.mcp_auth == "oauth"
+        else "EXPERITURE_API_TOKEN unless a request sends X-Experiture-Token"
         if settings.token
         else ("each request's X-Experiture-Token header (EXPERITURE_API_TOKEN is not set)")
     )

@@ -12,6 +12,9 @@ from typing import Annotated, TypeVar
 
 import httpx2
 from mcp.server import MCPServer
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.types import CallToolResult
@@ -35,6 +38,7 @@ from experiture_mcp.models import (
     dump,
     is_campaign_id,
 )
+from experiture_mcp.oauth.access import GrantAccessToken
 from experiture_mcp.overview import register_overview
 from experiture_mcp.prompts import register_prompts
 from experiture_mcp.reference import reference_markdown
@@ -81,7 +85,10 @@ class AppState:
 
 
 def _request_token(ctx: Context[AppState]) -> str | None:
-    """The caller's own Experiture token (HTTP header), or None to use the configured one."""
+    """The caller's own Experiture token (its OAuth grant's, or the HTTP header), or None to use the configured one."""
+    access = get_access_token()
+    if isinstance(access, GrantAccessToken):
+        return access.upstream.get_secret_value()  # OAuth mode: the grant's token only, never a header
     headers = ctx.headers
     token = headers.get(TOKEN_HEADER) if headers is not None else None
     # Empty or an unexpanded "${NAME}" (the client's variable was not set): no token of the caller's, as over stdio.
@@ -92,7 +99,12 @@ def _request_token(ctx: Context[AppState]) -> str | None:
 
 
 def build_server(  # noqa: C901 - the handlers are closures over one server
-    settings: Settings, transport: httpx2.AsyncBaseTransport | None = None, clock: Clock | None = None
+    settings: Settings,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    clock: Clock | None = None,
+    *,
+    auth: AuthSettings | None = None,
+    token_verifier: TokenVerifier | None = None,
 ) -> MCPServer[AppState]:
     """A server whose API client talks to settings.base_url, or through `transport` when given (tests, demo)."""
     register_secret(settings.token)
@@ -114,6 +126,8 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         website_url="https://github.com/experiture/experiture-mcp",
         lifespan=lifespan,
         extensions=[views_extension()],  # MCP Apps: the ui:// views some hosts show next to an answer
+        auth=auth,  # OAuth mode: a resource server over the grants (hosted.py)
+        token_verifier=token_verifier,
     )
 
     async def run_tool(

@@ -97,6 +97,15 @@ class Store:
         """Close every connection."""
         await self._engine.dispose()
 
+    @property
+    def dialect_insert(self) -> Any:
+        """The dialect's insert (for on_conflict_do_*), for other tables in the same database."""
+        return self._insert
+
+    def begin(self, *, write: bool) -> _Transaction:
+        """One transaction on this database (write: SQLite's write lock from the start), for other tables in it."""
+        return _Transaction(self._engine, immediate=write, lock=False)
+
     def _write(self) -> _Transaction:
         return _Transaction(self._engine, immediate=True, lock=False)
 
