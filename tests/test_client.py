@@ -376,4 +376,5 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_seconds("Sat, 28 Nov 2026 15:00:30 GMT", now=now) == 30.0
     assert retry_after_seconds("Sat, 28 Nov 2026 14:00:00 GMT", now=now) == 0.0
     assert retry_after_seconds("soon") is None
+    assert retry_after_seconds("²") is None  # a digit to str.isdigit, not to float()
     assert retry_after_seconds(None) is None

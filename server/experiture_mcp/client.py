@@ -253,7 +253,7 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit also accepts "²", which float() refuses
         return min(float(value), 1e9)  # a 400-digit value would be inf
     try:
         when = parsedate_to_datetime(value)
