@@ -48,7 +48,7 @@ ACCESS_KEY = "check-clients-" + secrets.token_urlsafe(24)
 TIMEOUT = 180.0  # one client command; a cold `uv run` on a busy CI machine takes a while
 SNIPPETS = (  # every snippet the README marks for this check
     *("claude-stdio", "claude-stdio-json", "claude-http", "claude-http-json"),
-    *("gemini-stdio", "gemini-http", "codex-stdio", "codex-http", "mcp-remote"),
+    *("gemini-stdio", "gemini-http", "codex-stdio", "codex-http", "mcp-remote", "claude-oauth"),
 )
 IN_NETNS = os.environ.get("CHECK_CLIENTS_NETNS") == "1"
 
@@ -127,12 +127,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def hosted_server(log: Path, access_key: str | None) -> Generator[str]:
-    """The hosted demo server on a free loopback port, with one access key or none; yields its URL."""
+def hosted_server(log: Path, access_key: str | None, *, oauth: bool = False) -> Generator[str]:
+    """The hosted demo server on a free loopback port, with one access key, none, or OAuth; yields its URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERITURE_")}
     if access_key is not None:
         env["EXPERITURE_MCP_ACCESS_KEYS"] = access_key
+    if oauth:
+        env["EXPERITURE_MCP_AUTH"] = "oauth"
+        env["EXPERITURE_MCP_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+        env["EXPERITURE_MCP_SECRET_KEY"] = secrets.token_urlsafe(48)
+        env["EXPERITURE_DATA_DIR"] = str(log.parent / f"data-{port}")
     command = [_which("uv"), "run", "--frozen", "--directory", str(CHECKOUT), "experiture-mcp"]
     command += ["--transport", "http", "--port", str(port), "--demo"]
     with log.open("w") as err:
@@ -161,6 +166,7 @@ class Servers:
 
     url: str  # with ACCESS_KEY
     open_url: str  # without access keys, as a developer runs it on loopback
+    oauth_url: str  # --auth oauth: clients sign in on its consent page
 
 
 class Sandbox:
@@ -249,6 +255,10 @@ def claude(root: Path, servers: Servers, readme: Snippets) -> Iterator[str]:
     sandbox.run(rewrite("claude-http", *readme["claude-http"], servers.url))
     expect_status(sandbox.run(["claude", "mcp", "list"]), "experiture", "Failed to connect")
     yield "claude http refused without the access key (the key in the snippet is what lets it in)"
+    sandbox = Sandbox(root, "claude-oauth")
+    sandbox.run(rewrite("claude-oauth", *readme["claude-oauth"], servers.oauth_url))
+    expect_status(sandbox.run(["claude", "mcp", "list"]), "experiture", "Needs authentication")
+    yield "claude http with --auth oauth: needs authentication (it found the sign-in), not failed to connect"
 
 
 def _approve_mcp_json(sandbox: Sandbox) -> None:
@@ -472,8 +482,9 @@ def main() -> int:
             with (
                 hosted_server(root / "hosted.log", ACCESS_KEY) as url,
                 hosted_server(root / "hosted-open.log", None) as open_url,
+                hosted_server(root / "hosted-oauth.log", None, oauth=True) as oauth_url,
             ):
-                servers = Servers(url, open_url)
+                servers = Servers(url, open_url, oauth_url)
 
                 def run_group(group: Group) -> Outcome:
                     outcome = Outcome()
