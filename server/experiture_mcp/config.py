@@ -102,6 +102,9 @@ class Settings(BaseModel):
     memory_secret: SecretStr | None = Field(
         default=None, description="Key of the tenants' keyed hashes (default: one the store creates and keeps)."
     )
+    history_days: int = Field(
+        default=90, ge=1, le=3650, description="Days the snapshots of campaigns seen are kept (history, progress)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="WARNING", description="Level of the log written to stderr."
     )

@@ -22,6 +22,8 @@ from experiture_mcp.client import CampaignClient
 from experiture_mcp.config import Settings, is_unset
 from experiture_mcp.doctor import register_access
 from experiture_mcp.errors import CampaignNotFound, ExperitureError, InvalidCampaignId
+from experiture_mcp.history.checks import Checked, check
+from experiture_mcp.history.snapshots import observation_of
 from experiture_mcp.history.wait import register_wait
 from experiture_mcp.logs import redact, register_secret
 from experiture_mcp.memory import Memory, entry_from
@@ -122,15 +124,24 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         ctx: Context[AppState],
         fetch: Callable[[CampaignClient, str, str | None], Awaitable[M]],
         text: Callable[[M, datetime], str],
+        history: bool = True,
     ) -> CallToolResult:
         state = ctx.request_context.lifespan_context
         token = _request_token(ctx)
+        tenant_token = token or settings.token
         given, campaign_id = campaign_id, campaign_id_from(campaign_id) or campaign_id
         try:
             if not is_campaign_id(campaign_id):
                 raise InvalidCampaignId(given)
             model = await fetch(state.client, campaign_id, token)
-            result = ok_result(text(model, state.clock()), dump(model))
+            fetched_at = state.clock()
+            observation = observation_of(model, fetched_at)
+            checked = Checked()
+            if history and observation is not None:
+                zone = model.schedule.timezone if isinstance(model, CampaignStatus) and model.schedule else None
+                checked = await check(state.memory, tenant_token, campaign_id, observation, zone, fetched_at)
+            body = "\n".join([text(model, fetched_at), *checked.lines])
+            result = ok_result(body, dump(model) | checked.structured)
         except ExperitureError as exc:
             log.info("%s %s: %s", tool, campaign_id[:80], exc)
             return error_result(render_error(tool, campaign_id, exc, over_http=ctx.headers is not None))
@@ -138,7 +149,8 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             # A bug of ours, not the model's: say so plainly instead of the SDK's bare "Error executing tool".
             log.exception("%s %s crashed", tool, campaign_id[:80])
             return internal_error_result(f"{tool} failed for campaign {campaign_id}")
-        state.memory.note(token or settings.token, [entry_from(model)])
+        observed = [(campaign_id, observation)] if observation is not None else []
+        state.memory.note(tenant_token, [entry_from(model)], observed)
         return result
 
     @mcp.tool(title="Campaign setup summary", annotations=READ_ONLY)
@@ -147,7 +159,12 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
     ) -> Annotated[CallToolResult, CampaignSummary]:
         """How one broadcast campaign is set up: type, channel, authoring status, schedule (send time or direct-mail batch date, time zone), audience and reach, template, proof and preflight checks, latest execution and counts. Use it to see why a campaign may not send; for live state use get_status, for BI counts get_metrics. Needs scope campaigns:read."""  # noqa: E501
         return await run_tool(
-            "get_summary", campaign_id, ctx, lambda c, cid, tok: c.get_summary(cid, token=tok), render_summary
+            "get_summary",
+            campaign_id,
+            ctx,
+            lambda c, cid, tok: c.get_summary(cid, token=tok),
+            render_summary,
+            history=False,  # recorded, but its text is the setup, not the run
         )
 
     @mcp.tool(title="Campaign execution status", annotations=READ_ONLY, meta=FUNNEL.tool_meta)
@@ -188,7 +205,9 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             over_http = ctx.headers is not None
             text = render_error(f"resource {uri}", campaign_id, exc, over_http=over_http)
             raise ResourceError(redact(text)) from None
-        state.memory.note(token or settings.token, [entry_from(model)])
+        observation = observation_of(model, state.clock())
+        observed = [(campaign_id, observation)] if observation is not None else []
+        state.memory.note(token or settings.token, [entry_from(model)], observed)
         return redact(json.dumps(dump(model), indent=2, ensure_ascii=False))
 
     @mcp.resource(

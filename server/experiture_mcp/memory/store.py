@@ -14,14 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, delete, event, func, select, text
+from sqlalchemy import Row, delete, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from experiture_mcp.history.progress import COUNT_NAMES, Observation
+from experiture_mcp.history.snapshots import Snapshot, same
 from experiture_mcp.memory.entry import Entry, Source
-from experiture_mcp.memory.schema import campaigns, secrets, tenants
+from experiture_mcp.memory.schema import campaigns, secrets, snapshots, tenants
+from experiture_mcp.models import Counts
 
 __all__ = ["BUSY_TIMEOUT_MS", "Store", "async_url"]
 
@@ -64,6 +67,32 @@ def _entry(row: Row[Any]) -> Entry:
         first_seen=_aware(row.first_seen),
         last_seen=_aware(row.last_seen),
     )
+
+
+def _snapshot(row: Row[Any]) -> Snapshot:
+    counts = None if row.sent is None else Counts(**{name: getattr(row, name) for name in COUNT_NAMES})
+    fetched = _aware(row.fetched_at)
+    checked = _aware(row.last_checked)
+    assert fetched is not None and checked is not None
+    observation = Observation(
+        fetched, row.state, row.execution_id, _aware(row.started_at), _aware(row.completed_at), counts
+    )
+    return Snapshot(observation, checked)
+
+
+def _snapshot_row(tenant: str, campaign_id: str, o: Observation) -> dict[str, Any]:
+    counts = {name: (getattr(o.counts, name) if o.counts is not None else None) for name in COUNT_NAMES}
+    return {
+        "tenant": tenant,
+        "campaign_id": campaign_id,
+        "fetched_at": o.fetched_at,
+        "last_checked": o.fetched_at,
+        "execution_id": o.execution_id,
+        "state": o.state,
+        "started_at": o.started_at,
+        "completed_at": o.completed_at,
+        **counts,
+    }
 
 
 class Store:
@@ -166,14 +195,71 @@ class Store:
             return int((await conn.execute(query)).scalar_one())
 
     async def forget(self, tenant: str, campaign_ids: Iterable[str] | None) -> int:
-        """Remove the given entries (None: all of the tenant's); how many were removed."""
+        """Remove the given entries and their history (None: all of the tenant's); how many entries were removed."""
         stmt = delete(campaigns).where(campaigns.c.tenant == tenant)
+        history = delete(snapshots).where(snapshots.c.tenant == tenant)
         if campaign_ids is not None:
-            stmt = stmt.where(campaigns.c.campaign_id.in_([c.lower() for c in campaign_ids]))
+            ids = [c.lower() for c in campaign_ids]
+            stmt = stmt.where(campaigns.c.campaign_id.in_(ids))
+            history = history.where(snapshots.c.campaign_id.in_(ids))
         async with self._write() as conn:
             removed = (await conn.execute(stmt)).rowcount
+            await conn.execute(history)
             await self._bump(conn, tenant)
         return int(removed)
+
+    async def record(
+        self, tenant: str, observed: Sequence[tuple[str, Observation]], *, keep_after: datetime, cap: int
+    ) -> None:
+        """Add observations of campaigns in one transaction: a new snapshot only when something changed, else only
+        the latest one's last_checked moves. Snapshots last checked before `keep_after`, and beyond `cap` per
+        campaign, are removed."""
+        if not observed:
+            return
+        async with self._write() as conn:
+            for campaign_id in dict.fromkeys(cid.lower() for cid, _ in observed):
+                mine = (snapshots.c.tenant == tenant) & (snapshots.c.campaign_id == campaign_id)
+                latest_query = select(snapshots).where(mine).order_by(snapshots.c.fetched_at.desc()).limit(1)
+                row = (await conn.execute(latest_query)).first()
+                latest = _snapshot(row) if row is not None else None
+                added = False
+                for cid, o in observed:
+                    if cid.lower() != campaign_id:
+                        continue
+                    if row is not None and latest is not None and same(latest.observation, o):
+                        checked = max(latest.last_checked, o.fetched_at)
+                        await conn.execute(
+                            update(snapshots).where(snapshots.c.id == row.id).values(last_checked=checked)
+                        )
+                        latest = Snapshot(latest.observation, checked)
+                        continue
+                    await conn.execute(snapshots.insert().values(**_snapshot_row(tenant, campaign_id, o)))
+                    row = (await conn.execute(latest_query)).first()
+                    latest = _snapshot(row) if row is not None else None
+                    added = True
+                if added:
+                    await conn.execute(delete(snapshots).where(mine & (snapshots.c.last_checked < keep_after)))
+                    oldest_kept = (
+                        select(snapshots.c.fetched_at)
+                        .where(mine)
+                        .order_by(snapshots.c.fetched_at.desc())
+                        .offset(cap - 1)
+                        .limit(1)
+                    )
+                    threshold = (await conn.execute(oldest_kept)).scalar()
+                    if threshold is not None:
+                        await conn.execute(delete(snapshots).where(mine & (snapshots.c.fetched_at < threshold)))
+
+    async def snapshots(self, tenant: str, campaign_id: str, limit: int | None = None) -> list[Snapshot]:
+        """A campaign's snapshots, newest first."""
+        query = (
+            select(snapshots)
+            .where((snapshots.c.tenant == tenant) & (snapshots.c.campaign_id == campaign_id.lower()))
+            .order_by(snapshots.c.fetched_at.desc(), snapshots.c.id.desc())
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [_snapshot(row) for row in await conn.execute(query)]
 
 
 class _Transaction:
