@@ -22,7 +22,7 @@ from experiture_mcp.history.progress import (
 from experiture_mcp.history.snapshots import Snapshot, expand, same
 from experiture_mcp.memory import Memory, MemoryUnavailable
 
-__all__ = ["Checked", "check", "progress_of", "progress_view"]
+__all__ = ["Checked", "check", "last_known", "progress_of", "progress_view"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,20 @@ def progress_of(timeline: list[Snapshot], after: Observation, now: datetime) -> 
             return estimate(first, after, now)
     pair = rate_pair([*expand(timeline), after])
     return estimate(*pair, now) if pair is not None else None
+
+
+def last_known(timeline: list[Snapshot]) -> Observation:
+    """The latest snapshot as of its last check, its unknown run facts (a metrics answer's) from earlier ones."""
+    latest = timeline[0]
+    known = replace(latest.observation, fetched_at=latest.last_checked)
+    for older in timeline[1:]:
+        if known.state is not None or known.execution_id is not None:
+            break
+        o = older.observation
+        known = replace(
+            known, state=o.state, execution_id=o.execution_id, started_at=o.started_at, completed_at=o.completed_at
+        )
+    return known
 
 
 def _apart(seconds: float) -> str:
@@ -80,8 +94,7 @@ async def check(
     lines: list[str] = []
     structured: dict[str, Any] = {}
     if timeline:
-        latest = timeline[0]
-        before = replace(latest.observation, fetched_at=latest.last_checked)
+        before = last_known(timeline)
         change = compare(before, after)
         text = describe_change(change, before, after, since_last_check(before, now))
         lines.append(text)

@@ -431,9 +431,11 @@ class Memory:
         await self.flush()
         store, tenant = await self._tenant(token)
         try:
-            return await store.snapshots(tenant, campaign_id, limit)
+            snapshots = await store.snapshots(tenant, campaign_id, limit)
         except Exception as exc:
             raise self._fault(exc) from None
+        keep_after = self._clock() - timedelta(days=self._settings.history_days)
+        return [s for s in snapshots if s.last_checked >= keep_after]  # older ones go at the next write
 
     async def forget(self, token: str | None, campaign_ids: list[str] | None) -> int:
         """Remove some (or, with None, all) of this tenant's entries and their history; how many were removed."""
