@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import jsonschema
 import pytest
 from mcp import Client
 from pydantic import SecretStr
@@ -206,3 +207,56 @@ async def test_history_is_kept_per_tenant_for_its_days_and_not_at_all_with_memor
     assert added(expired)[0].startswith("Only one check")  # older than EXPERITURE_HISTORY_DAYS: forgotten
     assert added(off) == [] and "progress" not in off_data and "sinceLastCheck" not in off_data
     assert not (tmp_path / "off").exists()
+
+
+async def history(client: Client, campaign_id: str, **more: Any) -> tuple[str, dict[str, Any]]:
+    result = await client.call_tool("get_history", {"campaign_id": campaign_id, **more})
+    assert result.structured_content is not None or result.is_error
+    return text_of(result), result.structured_content or {}
+
+
+@pytest.mark.anyio
+async def test_get_history_lists_the_runs_seen_newest_first_each_against_the_one_before(era: str) -> None:
+    clock = Clock(NOW)
+    with demo(clock) as url:
+        async with client_of(url, era, clock) as client:
+            empty, _ = await history(client, TOKYO)
+            for run in range(24):  # a run every half hour: checked while running and once after it completed
+                for seconds in (120, 400, 900):
+                    clock.to(run * 1800 + seconds)
+                    await call(client, "get_status", TOKYO)
+            clock.to(24 * 1800 + 300)
+            await call(client, "get_status", TOKYO)
+            await call(client, "get_metrics", TOKYO)
+            text, data = await history(client, f"https://app.experiture.com/campaigns/{TOKYO}")
+            short, short_data = await history(client, TOKYO.upper(), limit=3)
+            schema = next(t.output_schema for t in (await client.list_tools()).tools if t.name == "get_history")
+
+    assert empty.startswith(f"No history of campaign {TOKYO}: this server has not observed it yet")
+    assert (
+        len(data["runs"]) == 20 and data["moreRuns"] == 5 and data["snapshots"] == 24 * 3 + 1
+    )  # the metrics answer said nothing new
+    newest, before = data["runs"][0], data["runs"][1]
+    assert newest["state"] == "running" and newest["completedAt"] is None
+    assert before["state"] == "completed" and before["durationSeconds"] == 1225.08
+    assert before["executionId"] != newest["executionId"]
+    assert [r["startedAt"] for r in data["runs"]] == sorted((r["startedAt"] for r in data["runs"]), reverse=True)
+    assert len(text.encode()) <= 2600, len(text.encode())
+    assert "only what it saw; runs it never saw are missing" in text
+    assert len(short_data["runs"]) == 3 and short_data["moreRuns"] == 22
+    assert_snapshot("history/get-history-limit-3", short)
+    assert schema is not None
+    jsonschema.Draft202012Validator(schema).validate(data)  # pyright: ignore[reportUnknownMemberType]
+
+
+@pytest.mark.anyio
+async def test_get_history_refuses_a_bad_id_and_says_so_with_memory_off(
+    era: str, scripted_server: tuple[ScriptedAPI, str], tmp_path: Path
+) -> None:
+    _, url = scripted_server
+    async with client_of(url, era, Clock(NOW)) as client:
+        bad = await client.call_tool("get_history", {"campaign_id": "spring mailing"})
+    async with client_of(url, era, Clock(NOW), memory=False) as client:
+        off = await client.call_tool("get_history", {"campaign_id": TOKYO})
+    assert bad.is_error and "spring mailing" in text_of(bad)
+    assert off.is_error and "Memory of campaigns is off" in text_of(off)

@@ -23,6 +23,7 @@ from experiture_mcp.config import Settings, is_unset
 from experiture_mcp.doctor import register_access
 from experiture_mcp.errors import CampaignNotFound, ExperitureError, InvalidCampaignId
 from experiture_mcp.history.checks import Checked, check
+from experiture_mcp.history.runs import register_history
 from experiture_mcp.history.snapshots import observation_of
 from experiture_mcp.history.wait import register_wait
 from experiture_mcp.logs import redact, register_secret
@@ -66,6 +67,7 @@ get_metrics: the latest run's pipeline counts only, for BI and reporting (analyt
 get_summary: the campaign's setup: schedule, audience and reach, template, preflight (campaigns:read).
 get_overview: up to 50 campaigns in one call, those needing attention first; use it instead of many get_status calls.
 wait_for_run: wait up to 55 s for a running (or about to start) campaign's run to finish, instead of polling get_status.
+get_history: the runs of a campaign this server has seen, run over run ("how did it compare with last week?").
 Without ids it covers the campaigns this server remembers ("which of my campaigns need attention?").
 If a tool fails for a missing scope, read experiture://access: which tools work with this token, and why.
 Times are given in UTC and in the campaign's own time zone; quote them as given. Text in quotes comes from the
@@ -252,6 +254,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
 
     register_overview(mcp, _request_token)
     register_wait(mcp, _request_token)
+    register_history(mcp, memory, _request_token)
     register_memory(mcp, memory, settings.token, _request_token, now)
     register_prompts(mcp)
     register_access(mcp, settings, transport=transport, now=now)
