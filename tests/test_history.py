@@ -4,6 +4,7 @@ a scripted API on loopback, over the real store, with a clock the test moves."""
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ import httpx2
 import jsonschema
 import pytest
 from mcp import Client
+from mcp.types import CallToolResult
 from pydantic import SecretStr
 
 from _scripted_api import ScriptedAPI, ok
@@ -260,3 +262,38 @@ async def test_get_history_refuses_a_bad_id_and_says_so_with_memory_off(
         off = await client.call_tool("get_history", {"campaign_id": TOKYO})
     assert bad.is_error and "spring mailing" in text_of(bad)
     assert off.is_error and "Memory of campaigns is off" in text_of(off)
+
+
+@pytest.mark.anyio
+async def test_get_overview_rows_show_the_change_since_the_last_check_and_flag_a_stalled_run(
+    era: str, scripted_server: tuple[ScriptedAPI, str]
+) -> None:
+    api, url = scripted_server
+    api.reset()
+    api.script(SCRIPTED, ok(status_of(20_000, 80)))
+    clock = Clock(NOW)
+    ids = json.dumps([SCRIPTED])
+    async with client_of(url, era, clock) as client:
+        first = await client.call_tool("get_overview", {"campaign_ids": ids})
+        clock.to(60)
+        api.script(SCRIPTED, ok(status_of(20_300, 81)))
+        moved = await client.call_tool("get_overview", {"campaign_ids": ids})
+        clock.to(400)
+        stalled = await client.call_tool("get_overview", {"campaign_ids": ids})
+        clock.to(460)
+        after_wait = await client.call_tool("wait_for_run", {"campaign_id": SCRIPTED, "timeout_seconds": 0})
+
+    def row(result: CallToolResult) -> dict[str, Any]:
+        assert result.structured_content is not None, text_of(result)
+        found: dict[str, Any] = result.structured_content["rows"][0]
+        return found
+
+    assert row(first)["sinceLastCheck"] is None and "since the last check" not in text_of(first)
+    assert row(moved)["sinceLastCheck"] == "Changed since the last check 60s ago: sent +300, failed +1."
+    assert "· Changed since the last check 60s ago: sent +300, failed +1" in text_of(moved)
+    assert row(stalled)["sinceLastCheck"] == "No change since the last check 5m40s ago."
+    assert "⚠ no count moved between checks minutes apart: the run may be stalled" in text_of(stalled)
+    assert not after_wait.is_error
+    async with client_of(url, era, clock) as client:  # the wait's check was recorded too
+        text, data = await history(client, SCRIPTED)
+    assert data["recent"][0]["lastChecked"] == "2026-11-28T15:08:10Z", text

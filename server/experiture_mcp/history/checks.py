@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from experiture_mcp.history.progress import (
     MIN_RATE_SECONDS,
@@ -20,11 +20,19 @@ from experiture_mcp.history.progress import (
     since_last_check,
 )
 from experiture_mcp.history.snapshots import Snapshot, expand, same
-from experiture_mcp.memory import Memory, MemoryUnavailable
+from experiture_mcp.memory import MemoryUnavailable
 
 __all__ = ["Checked", "check", "last_known", "progress_of", "progress_view"]
 
 log = logging.getLogger(__name__)
+
+
+class Timelines(Protocol):
+    """Where the snapshots are (memory.Memory)."""
+
+    @property
+    def enabled(self) -> bool: ...
+    async def timeline(self, token: str | None, campaign_id: str) -> list[Snapshot]: ...
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ def progress_view(p: Progress | None, text: str) -> dict[str, Any]:
 
 
 async def check(
-    memory: Memory, token: str | None, campaign_id: str, after: Observation, timezone: str | None, now: datetime
+    memory: Timelines, token: str | None, campaign_id: str, after: Observation, timezone: str | None, now: datetime
 ) -> Checked:
     """The change since the last remembered check and, for a running execution, its progress; nothing without
     memory. Only reads: the answer is recorded by Memory.note."""
