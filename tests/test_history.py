@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from _scripted_api import ScriptedAPI, ok
 from _snapshot import assert_snapshot
 from conftest import NOW, ServedApp, text_of
+from experiture_mcp.cli import DEMO_BASE_URL
 from experiture_mcp.config import Settings
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN, create_app
 from experiture_mcp.server import build_server
@@ -297,3 +298,20 @@ async def test_get_overview_rows_show_the_change_since_the_last_check_and_flag_a
     async with client_of(url, era, clock) as client:  # the wait's check was recorded too
         text, data = await history(client, SCRIPTED)
     assert data["recent"][0]["lastChecked"] == "2026-11-28T15:08:10Z", text
+
+
+@pytest.mark.anyio
+async def test_the_demo_has_seen_its_push_run_eight_times_before_so_history_and_the_rate_show_at_once(
+    era: str,
+) -> None:
+    clock = Clock(NOW)
+    settings = Settings(demo=True, base_url=DEMO_BASE_URL, api_token=SecretStr(DEMO_TOKEN))
+    server = build_server(settings, transport=httpx2.ASGITransport(app=create_app(clock=clock)), clock=clock)
+    async with Client(server, mode=era) as client:  # type: ignore[arg-type]
+        status, data = await call(client, "get_status", TOKYO)
+        text, runs = await history(client, TOKYO)
+
+    assert_snapshot("history/demo-status-lines", "\n".join(added(status)))
+    assert data["progress"]["basedOn"] == "From two checks 3 min apart, as observed by this server."
+    assert len(runs["runs"]) == 9 and runs["runs"][0]["state"] == "running"
+    assert_snapshot("history/demo-get-history", text)

@@ -28,7 +28,7 @@ from experiture_mcp.history.snapshots import observation_of
 from experiture_mcp.history.wait import register_wait
 from experiture_mcp.logs import redact, register_secret
 from experiture_mcp.memory import Memory, entry_from
-from experiture_mcp.memory.tools import demo_seed, register_memory
+from experiture_mcp.memory.tools import demo_history, demo_seed, register_memory
 from experiture_mcp.models import (
     CAMPAIGN_ID_DESCRIPTION,
     CampaignMetrics,
@@ -108,6 +108,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         async with CampaignClient(settings, transport=transport) as client, memory.running():
             if settings.demo:
                 memory.seed = demo_seed(client)  # the demo remembers its own campaigns from the start
+                memory.history_seed = demo_history(now)  # and has seen its live push's past runs
             yield AppState(settings=settings, client=client, clock=now, memory=memory)
 
     mcp = MCPServer(

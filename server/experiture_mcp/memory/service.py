@@ -58,6 +58,7 @@ HOW_REMEMBERED = (
 )
 Clock = Callable[[], datetime]
 Seed = Callable[[str], Awaitable[list[Entry]]]
+HistorySeed = Callable[[str], list[tuple[str, Observation]]]
 
 
 class MemoryUnavailable(Exception):
@@ -108,6 +109,8 @@ class Memory:
         self._wake: anyio.Event | None = None
         self._observed: list[tuple[str, str, Observation]] = []
         self._timelines: dict[tuple[str, str], list[Snapshot]] = {}
+        self.history_seed: HistorySeed | None = None  # past checks of the demo's campaigns, for a tenant without any
+        self._history_seeded: set[str] = set()
 
     # Where the data is.
 
@@ -431,11 +434,21 @@ class Memory:
         await self.flush()
         store, tenant = await self._tenant(token)
         try:
+            if self.history_seed is not None and tenant not in self._history_seeded:
+                self._history_seeded.add(tenant)
+                await self._seed_history(store, tenant, self.history_seed(self._check(token)))
             snapshots = await store.snapshots(tenant, campaign_id, limit)
         except Exception as exc:
             raise self._fault(exc) from None
         keep_after = self._clock() - timedelta(days=self._settings.history_days)
         return [s for s in snapshots if s.last_checked >= keep_after]  # older ones go at the next write
+
+    async def _seed_history(self, store: Store, tenant: str, seen: list[tuple[str, Observation]]) -> None:
+        keep_after = self._clock() - timedelta(days=self._settings.history_days)
+        for campaign_id in dict.fromkeys(cid for cid, _ in seen):
+            if not await store.snapshots(tenant, campaign_id, 1):  # only where nothing was recorded yet
+                items = [(cid, o) for cid, o in seen if cid == campaign_id]
+                await store.record(tenant, items, keep_after=keep_after, cap=HISTORY_CAP)
 
     async def forget(self, token: str | None, campaign_ids: list[str] | None) -> int:
         """Remove some (or, with None, all) of this tenant's entries and their history; how many were removed."""
