@@ -143,7 +143,9 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             if history and observation is not None:
                 zone = model.schedule.timezone if isinstance(model, CampaignStatus) and model.schedule else None
                 checked = await check(state.memory, tenant_token, campaign_id, observation, zone, fetched_at)
-            body = "\n".join([text(model, fetched_at), *checked.lines])
+            # Before the warnings, which end the text as a list.
+            head, warnings, listed = text(model, fetched_at).partition("\nWarnings:\n")
+            body = "\n".join([head, *checked.lines]) + warnings + listed
             result = ok_result(body, dump(model) | checked.structured)
         except ExperitureError as exc:
             log.info("%s %s: %s", tool, campaign_id[:80], exc)
