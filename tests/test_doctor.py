@@ -139,6 +139,7 @@ def test_the_doctor_passes_with_both_scopes_and_prints_json_on_request(
         "get_metrics": "yes",
         "get_overview": "yes",
         "wait_for_run": "yes",
+        "get_history": "yes",
     }
 
 

@@ -22,7 +22,7 @@ __all__ = ["main"]
 log = logging.getLogger("experiture_mcp")
 
 DEMO_BASE_URL = "https://demo.experiture.invalid/public/v1"  # never resolved: the demo app answers in-process
-TOOLS = ("get_summary", "get_status", "get_metrics", "get_overview", "find_campaigns", "wait_for_run")
+TOOLS = ("get_summary", "get_status", "get_metrics", "get_overview", "find_campaigns", "wait_for_run", "get_history")
 VIEW_TOOLS = ("get_status", "get_metrics", "get_overview")  # the tools with an MCP Apps view
 
 

@@ -121,6 +121,9 @@ class Settings(BaseModel):
     mcp_secret_key: SecretStr | None = Field(
         default=None, description="Server secret of OAuth mode (32+ characters, the same on every replica)."
     )
+    history_days: int = Field(
+        default=90, ge=1, le=3650, description="Days the snapshots of campaigns seen are kept (history, progress)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="WARNING", description="Level of the log written to stderr."
     )

@@ -337,7 +337,12 @@ def _tools(probes: list[Probe], has_token: bool, reached: bool) -> list[ToolAcce
     else:
         overview = ToolAccess(tool="get_overview", works=status.works, why=status.why)
     wait = ToolAccess(tool="wait_for_run", works=status.works, why=status.why)  # get_status, polled
-    return [summary, status, metrics, overview, wait]
+    # No request of its own: it lists what the other tools' answers recorded, so it works as far as they do.
+    if "yes" in (status.works, metrics.works):
+        history = ToolAccess(tool="get_history", works="yes", why="it lists what those answers recorded")
+    else:
+        history = ToolAccess(tool="get_history", works=status.works, why=status.why)
+    return [summary, status, metrics, overview, wait, history]
 
 
 _MARKS: dict[CheckStatus, str] = {
@@ -379,7 +384,7 @@ def config_failure_report(problems: list[str], token_set: bool, now: datetime) -
     ]
     tools = [
         ToolAccess(tool=t, works="unknown", why="the configuration is invalid")
-        for t in (*SCOPES, "get_overview", "wait_for_run")
+        for t in (*SCOPES, "get_overview", "wait_for_run", "get_history")
     ]
     return AccessReport(base_url="(invalid)", checked_at=now, checks=checks, probes=[], tools=tools)
 

@@ -327,6 +327,9 @@ class OverviewRow(_Model):
     )
     warnings: list[str] = Field(default_factory=list[str])
     error: OverviewError | None = None
+    since_last_check: str | None = Field(
+        default=None, description="What changed since this server's last check of it; null without one."
+    )
 
 
 class OverviewTotal(_Model):

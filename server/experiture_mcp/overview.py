@@ -29,6 +29,9 @@ from experiture_mcp.errors import (
     UnsupportedCampaignType,
     UpstreamTimeout,
 )
+from experiture_mcp.history.checks import check
+from experiture_mcp.history.progress import Observation
+from experiture_mcp.history.snapshots import Snapshot
 from experiture_mcp.memory.entry import Entry, entry_from
 from experiture_mcp.memory.service import HOW_REMEMBERED, MemoryUnavailable
 from experiture_mcp.models import (
@@ -92,8 +95,16 @@ CampaignIds = Annotated[
 class Remembered(Protocol):
     """Where campaigns seen in answers are remembered (memory.Memory)."""
 
-    def note(self, token: str | None, entries: Iterable[Entry | None]) -> None: ...
+    @property
+    def enabled(self) -> bool: ...
+    def note(
+        self,
+        token: str | None,
+        entries: Iterable[Entry | None],
+        observations: Iterable[tuple[str, Observation]] = (),
+    ) -> None: ...
     async def entries(self, token: str | None) -> list[Entry]: ...
+    async def timeline(self, token: str | None, campaign_id: str) -> list[Snapshot]: ...
 
 
 class OverviewState(Protocol):
@@ -149,6 +160,7 @@ async def build_overview(
     now: datetime,
     concurrency: int,
     deadline_seconds: float,
+    statuses: dict[str, CampaignStatus] | None = None,
 ) -> Overview:
     """Fetch status and metrics for each campaign, at most `concurrency` requests at once, and build the rows.
 
@@ -194,6 +206,8 @@ async def build_overview(
     common = _common_failure([fetched[cid] for cid in valid], late)
     if common is not None:
         raise common
+    if statuses is not None:
+        statuses.update({cid: f.status for cid, f in fetched.items() if f.status is not None})
     rows = [_row(cid, fetched[cid], now, late) for cid in campaign_ids]
     rows.sort(key=lambda r: _RANK[r.attention])
     notes: list[str] = []
@@ -302,6 +316,31 @@ def _common_failure(fetched: list[_Fetched], late: ExperitureError) -> Experitur
     return errors[0]
 
 
+async def _with_history(
+    overview: Overview,
+    memory: Remembered,
+    tenant: str | None,
+    statuses: dict[str, CampaignStatus],
+    observed: dict[str, Observation],
+    now: datetime,
+) -> Overview:
+    """Each row with what changed since the last check, and a warning for a run that stalled."""
+    rows: list[OverviewRow] = []
+    for row in overview.rows:
+        status = statuses.get(row.campaign_id)
+        if status is None:
+            rows.append(row)
+            continue
+        zone = status.schedule.timezone if status.schedule else None
+        checked = await check(memory, tenant, row.campaign_id, observed[row.campaign_id], zone, now)
+        change = checked.structured.get("sinceLastCheck")
+        update: dict[str, Any] = {"since_last_check": change["text"] if change else None}
+        if checked.stalled:
+            update["warnings"] = [*row.warnings, "no count moved between checks minutes apart: the run may be stalled"]
+        rows.append(row.model_copy(update=update))
+    return overview.model_copy(update={"rows": rows})
+
+
 def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any, Any]], str | None]) -> None:
     """Add the get_overview tool to `mcp`; `request_token` gives the caller's own API token, if any."""
 
@@ -338,6 +377,8 @@ def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any,
                 f"get_overview accepts at most {MAX_CAMPAIGNS} campaign ids per call; {len(ids)} distinct ids "
                 f"were given. No request was made.\nCall it once per batch of up to {MAX_CAMPAIGNS} ids."
             )
+        statuses: dict[str, CampaignStatus] = {}
+        observed: dict[str, Observation] = {}
         try:
             overview = await build_overview(
                 state.client,
@@ -346,7 +387,11 @@ def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any,
                 now=state.clock(),
                 concurrency=min(OVERVIEW_CONCURRENCY, state.settings.max_concurrency),
                 deadline_seconds=state.settings.deadline_seconds,
+                statuses=statuses,
             )
+            now = state.clock()
+            observed = {cid: Observation.of_status(s, now) for cid, s in statuses.items()}
+            overview = await _with_history(overview, state.memory, tenant, statuses, observed, now)
         except ExperitureError as exc:
             log.info("get_overview of %d campaigns: %s", len(ids), exc)
             n = sum(is_campaign_id(cid) for cid in ids)
@@ -357,7 +402,7 @@ def register_overview(mcp: MCPServer[Any], request_token: Callable[[Context[Any,
         except Exception:
             log.exception("get_overview of %d campaigns crashed", len(ids))
             return internal_error_result("get_overview failed", ", and use get_status per campaign meanwhile")
-        state.memory.note(tenant, [entry_from(row) for row in overview.rows if row.error is None])
+        state.memory.note(tenant, [entry_from(row) for row in overview.rows if row.error is None], observed.items())
         if notes:
             overview = overview.model_copy(update={"notes": [*notes, *overview.notes]})
         return ok_result(render_overview(overview, state.clock()), dump(overview))

@@ -704,6 +704,8 @@ def _overview_row(r: OverviewRow, now: datetime) -> str:
         if r.sent + r.failed:
             counts += f" · failure rate {_pct(r.failed, r.sent + r.failed)}"
         parts.append(counts + (f" (from get_{r.counts_from})" if r.state is None else ""))
+    if r.since_last_check is not None:
+        parts.append(r.since_last_check.rstrip("."))
     return "- " + " · ".join(parts) + ("".join(f" ⚠ {w}" for w in r.warnings))
 
 

@@ -25,10 +25,13 @@ from experiture_mcp.client import CampaignClient
 from experiture_mcp.config import Settings, is_unset
 from experiture_mcp.doctor import register_access
 from experiture_mcp.errors import CampaignNotFound, ExperitureError, InvalidCampaignId, shown_id
+from experiture_mcp.history.checks import Checked, check
+from experiture_mcp.history.runs import register_history
+from experiture_mcp.history.snapshots import observation_of
 from experiture_mcp.history.wait import register_wait
 from experiture_mcp.logs import redact, register_secret
 from experiture_mcp.memory import Memory, entry_from
-from experiture_mcp.memory.tools import demo_seed, register_memory
+from experiture_mcp.memory.tools import demo_history, demo_seed, register_memory
 from experiture_mcp.models import (
     CAMPAIGN_ID_DESCRIPTION,
     CampaignMetrics,
@@ -68,6 +71,7 @@ get_metrics: the latest run's pipeline counts only, for BI and reporting (analyt
 get_summary: the campaign's setup: schedule, audience and reach, template, preflight (campaigns:read).
 get_overview: up to 50 campaigns in one call, those needing attention first; use it instead of many get_status calls.
 wait_for_run: wait up to 55 s for a running (or about to start) campaign's run to finish, instead of polling get_status.
+get_history: the runs of a campaign this server has seen, run over run ("how did it compare with last week?").
 Without ids it covers the campaigns this server remembers ("which of my campaigns need attention?").
 If a tool fails for a missing scope, read experiture://access: which tools work with this token, and why.
 Times are given in UTC and in the campaign's own time zone; quote them as given. Text in quotes comes from the
@@ -116,6 +120,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         async with CampaignClient(settings, transport=transport) as client, memory.running():
             if settings.demo:
                 memory.seed = demo_seed(client)  # the demo remembers its own campaigns from the start
+                memory.history_seed = demo_history(now)  # and has seen its live push's past runs
             yield AppState(settings=settings, client=client, clock=now, memory=memory)
 
     mcp = MCPServer(
@@ -136,15 +141,26 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         ctx: Context[AppState],
         fetch: Callable[[CampaignClient, str, str | None], Awaitable[M]],
         text: Callable[[M, datetime], str],
+        history: bool = True,
     ) -> CallToolResult:
         state = ctx.request_context.lifespan_context
         token = _request_token(ctx)
+        tenant_token = token or settings.token
         given, campaign_id = campaign_id, campaign_id_from(campaign_id) or campaign_id
         try:
             if not is_campaign_id(campaign_id):
                 raise InvalidCampaignId(given)
             model = await fetch(state.client, campaign_id, token)
-            result = ok_result(text(model, state.clock()), dump(model))
+            fetched_at = state.clock()
+            observation = observation_of(model, fetched_at)
+            checked = Checked()
+            if history and observation is not None:
+                zone = model.schedule.timezone if isinstance(model, CampaignStatus) and model.schedule else None
+                checked = await check(state.memory, tenant_token, campaign_id, observation, zone, fetched_at)
+            # Before the warnings, which end the text as a list.
+            head, warnings, listed = text(model, fetched_at).partition("\nWarnings:\n")
+            body = "\n".join([head, *checked.lines]) + warnings + listed
+            result = ok_result(body, dump(model) | checked.structured)
         except ExperitureError as exc:
             log.info("%s %s: %s", tool, shown_id(campaign_id), exc)
             return error_result(render_error(tool, campaign_id, exc, over_http=ctx.headers is not None))
@@ -152,7 +168,8 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             # A bug of ours, not the model's: say so plainly instead of the SDK's bare "Error executing tool".
             log.exception("%s %s crashed", tool, shown_id(campaign_id))
             return internal_error_result(f"{tool} failed for campaign {campaign_id}")
-        state.memory.note(token or settings.token, [entry_from(model)])
+        observed = [(campaign_id, observation)] if observation is not None else []
+        state.memory.note(tenant_token, [entry_from(model)], observed)
         return result
 
     @mcp.tool(title="Campaign setup summary", annotations=READ_ONLY)
@@ -161,7 +178,12 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
     ) -> Annotated[CallToolResult, CampaignSummary]:
         """How one broadcast campaign is set up: type, channel, authoring status, schedule (send time or direct-mail batch date, time zone), audience and reach, template, proof and preflight checks, latest execution and counts. Use it to see why a campaign may not send; for live state use get_status, for BI counts get_metrics. Needs scope campaigns:read."""  # noqa: E501
         return await run_tool(
-            "get_summary", campaign_id, ctx, lambda c, cid, tok: c.get_summary(cid, token=tok), render_summary
+            "get_summary",
+            campaign_id,
+            ctx,
+            lambda c, cid, tok: c.get_summary(cid, token=tok),
+            render_summary,
+            history=False,  # recorded, but its text is the setup, not the run
         )
 
     @mcp.tool(title="Campaign execution status", annotations=READ_ONLY, meta=FUNNEL.tool_meta)
@@ -202,7 +224,9 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
             over_http = ctx.headers is not None
             text = render_error(f"resource {uri}", campaign_id, exc, over_http=over_http)
             raise ResourceError(redact(text)) from None
-        state.memory.note(token or settings.token, [entry_from(model)])
+        observation = observation_of(model, state.clock())
+        observed = [(campaign_id, observation)] if observation is not None else []
+        state.memory.note(token or settings.token, [entry_from(model)], observed)
         return redact(json.dumps(dump(model), indent=2, ensure_ascii=False))
 
     @mcp.resource(
@@ -247,6 +271,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
 
     register_overview(mcp, _request_token)
     register_wait(mcp, _request_token)
+    register_history(mcp, memory, _request_token)
     register_memory(mcp, memory, settings.token, _request_token, now)
     register_prompts(mcp)
     register_access(mcp, settings, transport=transport, now=now)

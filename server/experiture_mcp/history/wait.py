@@ -346,5 +346,6 @@ def register_wait(mcp: MCPServer[Any], request_token: Callable[[Context[Any, Any
             log.exception("wait_for_run %s crashed", shown_id(campaign_id))
             return internal_error_result(f"wait_for_run failed for campaign {campaign_id}")
         result = wait.result()
-        state.memory.note(token or state.settings.token, [entry_from(result.status)])
+        seen = [(campaign_id, o) for o in wait.observations]  # each check of the wait, in order
+        state.memory.note(token or state.settings.token, [entry_from(result.status)], seen)
         return ok_result(render_wait(wait, state.clock()), dump(result))

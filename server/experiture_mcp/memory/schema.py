@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text
 
-__all__ = ["VERSION_TABLE", "campaigns", "metadata", "secrets", "tenants"]
+__all__ = ["VERSION_TABLE", "campaigns", "metadata", "secrets", "snapshots", "tenants"]
 
 VERSION_TABLE = "experiture_schema_version"  # not alembic_version: a shared PostgreSQL database may hold others
 metadata = MetaData()
@@ -40,4 +40,20 @@ secrets = Table(
     metadata,
     Column("name", String(32), primary_key=True),
     Column("value", String(128), nullable=False),
+)
+
+snapshots = Table(  # added by 0003: one row per change seen; an unchanged answer only moves last_checked
+    "experiture_snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("campaign_id", String(36), nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),  # first seen like this
+    Column("last_checked", DateTime(timezone=True), nullable=False),  # last seen like this
+    Column("execution_id", String(64)),
+    Column("state", String(32)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("completed_at", DateTime(timezone=True)),
+    *(Column(name, BigInteger) for name in ("scheduled", "hydrated", "composed", "injected", "sent", "failed")),
+    Index("experiture_snapshots_campaign", "tenant", "campaign_id", "fetched_at"),
 )

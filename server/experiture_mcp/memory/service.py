@@ -15,13 +15,15 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 
 from experiture_mcp.config import Settings
+from experiture_mcp.history.progress import Observation
+from experiture_mcp.history.snapshots import HISTORY_CAP, Snapshot, record
 from experiture_mcp.memory.entry import Entry
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ FLUSH_SECONDS = 15.0  # longest wait for queued entries to be written when the s
 REWRITE_SECONDS = 60.0  # an unchanged entry's "last seen" is refreshed at most this often
 _MAX_CACHED = 256  # tenants whose key and index this process keeps
 _MAX_WRITTEN = 20_000  # entries whose last write is remembered, to skip rewriting unchanged ones
+_MAX_TIMELINES = 2_000  # campaigns whose recent snapshots this process keeps, so that an answer needs no read
+_TIMELINE_LENGTH = 32  # recent snapshots kept per campaign in this process (change, rate, stall)
 HOW_REMEMBERED = (
     "Campaigns are remembered once they have been looked up by id or link (get_status, get_summary, get_metrics, "
     "get_overview or a campaign resource), or imported from a list with `experiture-mcp campaigns import FILE`. "
@@ -54,6 +58,7 @@ HOW_REMEMBERED = (
 )
 Clock = Callable[[], datetime]
 Seed = Callable[[str], Awaitable[list[Entry]]]
+HistorySeed = Callable[[str], list[tuple[str, Observation]]]
 
 
 class MemoryUnavailable(Exception):
@@ -109,6 +114,10 @@ class Memory:
         self._pending: dict[tuple[str, str], Entry] = {}
         self._written: dict[tuple[str, str], tuple[Entry, float]] = {}
         self._wake: anyio.Event | None = None
+        self._observed: list[tuple[str, str, Observation]] = []
+        self._timelines: dict[tuple[str, str], list[Snapshot]] = {}
+        self.history_seed: HistorySeed | None = None  # past checks of the demo's campaigns, for a tenant without any
+        self._history_seeded: set[str] = set()
 
     # Where the data is.
 
@@ -172,10 +181,21 @@ class Memory:
             with anyio.move_on_after(FLUSH_SECONDS, shield=True):
                 await self.flush()
 
-    def note(self, token: str | None, entries: Iterable[Entry | None]) -> None:
-        """Queue what an answer showed about campaigns; written soon after, off the answer's path."""
+    def note(
+        self,
+        token: str | None,
+        entries: Iterable[Entry | None],
+        observations: Iterable[tuple[str, Observation]] = (),
+    ) -> None:
+        """Queue what an answer showed about campaigns (and their latest runs); written soon after, off its path."""
         if not self.enabled or token is None:
             return
+        for campaign_id, observation in observations:
+            key = (token, campaign_id.lower())
+            self._observed.append((token, key[1], observation))
+            timeline = self._timelines.get(key)
+            if timeline is not None:  # else it is read from the store, after this is written, when next needed
+                self._timelines[key] = record(timeline, observation)[:_TIMELINE_LENGTH]
         now = time.monotonic()
         for entry in entries:
             if entry is None:
@@ -192,7 +212,7 @@ class Memory:
             ):
                 continue  # nothing new, and seen recently: not worth a write
             self._pending[key] = merged
-        if self._pending and self._wake is not None:
+        if (self._pending or self._observed) and self._wake is not None:
             self._wake.set()
 
     async def flush(self) -> None:
@@ -203,7 +223,8 @@ class Memory:
             await self._flush()
 
     async def _flush(self) -> None:
-        while self._pending:
+        while self._pending or self._observed:
+            await self._flush_observed()
             batch, self._pending = self._pending, {}
             by_token: dict[str, list[Entry]] = {}
             for (token, _), entry in batch.items():
@@ -221,6 +242,21 @@ class Memory:
                     self._written[key] = (entry, now)
             while len(self._written) > _MAX_WRITTEN:
                 del self._written[next(iter(self._written))]
+
+    async def _flush_observed(self) -> None:
+        observed, self._observed = self._observed, []
+        by_token: dict[str, list[tuple[str, Observation]]] = {}
+        for token, campaign_id, observation in observed:
+            by_token.setdefault(token, []).append((campaign_id, observation))
+        keep_after = self._clock() - timedelta(days=self._settings.history_days)
+        for token, items in by_token.items():
+            try:
+                store, tenant = await self._tenant(token)
+                await store.record(tenant, items, keep_after=keep_after, cap=HISTORY_CAP)
+            except MemoryUnavailable as exc:
+                log.info("memory: %d snapshots not stored: %s", len(items), exc)
+            except Exception as exc:
+                log.info("memory: %d snapshots not stored: %s", len(items), self._fault(exc))
 
     # The store, opened on first use.
 
@@ -391,10 +427,45 @@ class Memory:
         """This tenant's campaigns, most recently seen first."""
         return (await self._index(token)).entries
 
+    async def timeline(self, token: str | None, campaign_id: str) -> list[Snapshot]:
+        """A campaign's recent snapshots, newest first, from this process when it has them (no read then)."""
+        key = (self._check(token), campaign_id.lower())
+        cached = self._timelines.get(key)
+        if cached is not None:
+            return cached
+        snapshots = await self.history(token, campaign_id, _TIMELINE_LENGTH)
+        if len(self._timelines) >= _MAX_TIMELINES:
+            del self._timelines[next(iter(self._timelines))]
+        self._timelines[key] = snapshots
+        return snapshots
+
+    async def history(self, token: str | None, campaign_id: str, limit: int | None = None) -> list[Snapshot]:
+        """A campaign's stored snapshots, newest first (what was queued is written first)."""
+        await self.flush()
+        store, tenant = await self._tenant(token)
+        try:
+            if self.history_seed is not None and tenant not in self._history_seeded:
+                self._history_seeded.add(tenant)
+                await self._seed_history(store, tenant, self.history_seed(self._check(token)))
+            snapshots = await store.snapshots(tenant, campaign_id, limit)
+        except Exception as exc:
+            raise self._fault(exc) from None
+        keep_after = self._clock() - timedelta(days=self._settings.history_days)
+        return [s for s in snapshots if s.last_checked >= keep_after]  # older ones go at the next write
+
+    async def _seed_history(self, store: Store, tenant: str, seen: list[tuple[str, Observation]]) -> None:
+        keep_after = self._clock() - timedelta(days=self._settings.history_days)
+        for campaign_id in dict.fromkeys(cid for cid, _ in seen):
+            if not await store.snapshots(tenant, campaign_id, 1):  # only where nothing was recorded yet
+                items = [(cid, o) for cid, o in seen if cid == campaign_id]
+                await store.record(tenant, items, keep_after=keep_after, cap=HISTORY_CAP)
+
     async def forget(self, token: str | None, campaign_ids: list[str] | None) -> int:
-        """Remove some (or, with None, all) of this tenant's entries; how many were removed."""
+        """Remove some (or, with None, all) of this tenant's entries and their history; how many were removed."""
         store, tenant = await self._tenant(token)
         self._pending = {k: v for k, v in self._pending.items() if k[0] != token}
+        self._observed = [o for o in self._observed if o[0] != token]
+        self._timelines.clear()
         self._written.clear()
         try:
             return await store.forget(tenant, campaign_ids)

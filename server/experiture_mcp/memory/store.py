@@ -14,14 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, delete, event, func, select, text
+from sqlalchemy import DateTime, Row, String, delete, event, func, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from experiture_mcp.history.progress import COUNT_NAMES, Observation
+from experiture_mcp.history.snapshots import Snapshot, same
 from experiture_mcp.memory.entry import Entry, Source
-from experiture_mcp.memory.schema import campaigns, secrets, tenants
+from experiture_mcp.memory.schema import campaigns, secrets, snapshots, tenants
+from experiture_mcp.models import Counts
 
 __all__ = ["BUSY_TIMEOUT_MS", "Store", "async_url"]
 
@@ -42,8 +45,10 @@ def async_url(url: str) -> str:
     return url
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite gives back naive datetimes; every time stored is UTC.
+def _aware(value: datetime | str | None) -> datetime | None:
+    # SQLite gives back naive datetimes (or, read as text, ISO strings); every time stored is UTC.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
@@ -64,6 +69,42 @@ def _entry(row: Row[Any]) -> Entry:
         first_seen=_aware(row.first_seen),
         last_seen=_aware(row.last_seen),
     )
+
+
+_SNAPSHOT_COLUMNS = ("fetched_at", "last_checked", "state", "execution_id", "started_at", "completed_at", *COUNT_NAMES)
+
+
+def _snapshot(row: Sequence[Any], seen: dict[tuple[Any, ...], Counts] | None = None) -> Snapshot:
+    """A snapshot from a row of _SNAPSHOT_COLUMNS, by position (a thousand of them make one get_history); `seen`
+    shares equal counts between rows (a run checked after it ended repeats them)."""
+    fetched, checked, state, execution_id, started, completed, *numbers = row
+    counts: Counts | None = None
+    if numbers[4] is not None:
+        key = tuple(numbers)
+        counts = seen.get(key) if seen is not None else None
+        if counts is None:
+            counts = Counts(**dict(zip(COUNT_NAMES, numbers, strict=True)))
+            if seen is not None:
+                seen[key] = counts
+    fetched, checked = _aware(fetched), _aware(checked)
+    assert fetched is not None and checked is not None
+    observation = Observation(fetched, state, execution_id, _aware(started), _aware(completed), counts)
+    return Snapshot(observation, checked)
+
+
+def _snapshot_row(tenant: str, campaign_id: str, o: Observation) -> dict[str, Any]:
+    counts = {name: (getattr(o.counts, name) if o.counts is not None else None) for name in COUNT_NAMES}
+    return {
+        "tenant": tenant,
+        "campaign_id": campaign_id,
+        "fetched_at": o.fetched_at,
+        "last_checked": o.fetched_at,
+        "execution_id": o.execution_id,
+        "state": o.state,
+        "started_at": o.started_at,
+        "completed_at": o.completed_at,
+        **counts,
+    }
 
 
 class Store:
@@ -175,14 +216,81 @@ class Store:
             return int((await conn.execute(query)).scalar_one())
 
     async def forget(self, tenant: str, campaign_ids: Iterable[str] | None) -> int:
-        """Remove the given entries (None: all of the tenant's); how many were removed."""
+        """Remove the given entries and their history (None: all of the tenant's); how many entries were removed."""
         stmt = delete(campaigns).where(campaigns.c.tenant == tenant)
+        history = delete(snapshots).where(snapshots.c.tenant == tenant)
         if campaign_ids is not None:
-            stmt = stmt.where(campaigns.c.campaign_id.in_([c.lower() for c in campaign_ids]))
+            ids = [c.lower() for c in campaign_ids]
+            stmt = stmt.where(campaigns.c.campaign_id.in_(ids))
+            history = history.where(snapshots.c.campaign_id.in_(ids))
         async with self._write() as conn:
             removed = (await conn.execute(stmt)).rowcount
+            await conn.execute(history)
             await self._bump(conn, tenant)
         return int(removed)
+
+    async def record(
+        self, tenant: str, observed: Sequence[tuple[str, Observation]], *, keep_after: datetime, cap: int
+    ) -> None:
+        """Add observations of campaigns in one transaction: a new snapshot only when something changed, else only
+        the latest one's last_checked moves. Snapshots last checked before `keep_after`, and beyond `cap` per
+        campaign, are removed."""
+        if not observed:
+            return
+        async with self._write() as conn:
+            for campaign_id in dict.fromkeys(cid.lower() for cid, _ in observed):
+                mine = (snapshots.c.tenant == tenant) & (snapshots.c.campaign_id == campaign_id)
+                latest_query = (
+                    select(snapshots.c.id, *(snapshots.c[n] for n in _SNAPSHOT_COLUMNS))
+                    .where(mine)
+                    .order_by(snapshots.c.fetched_at.desc())
+                    .limit(1)
+                )
+                row = (await conn.execute(latest_query)).first()
+                latest = _snapshot(row[1:]) if row is not None else None
+                added = False
+                for cid, o in observed:
+                    if cid.lower() != campaign_id:
+                        continue
+                    if row is not None and latest is not None and same(latest.observation, o):
+                        checked = max(latest.last_checked, o.fetched_at)
+                        await conn.execute(
+                            update(snapshots).where(snapshots.c.id == row.id).values(last_checked=checked)
+                        )
+                        latest = Snapshot(latest.observation, checked)
+                        continue
+                    await conn.execute(snapshots.insert().values(**_snapshot_row(tenant, campaign_id, o)))
+                    row = (await conn.execute(latest_query)).first()
+                    latest = _snapshot(row[1:]) if row is not None else None
+                    added = True
+                if added:
+                    await conn.execute(delete(snapshots).where(mine & (snapshots.c.last_checked < keep_after)))
+                    oldest_kept = (
+                        select(snapshots.c.fetched_at)
+                        .where(mine)
+                        .order_by(snapshots.c.fetched_at.desc())
+                        .offset(cap - 1)
+                        .limit(1)
+                    )
+                    threshold = (await conn.execute(oldest_kept)).scalar()
+                    if threshold is not None:
+                        await conn.execute(delete(snapshots).where(mine & (snapshots.c.fetched_at < threshold)))
+
+    async def snapshots(self, tenant: str, campaign_id: str, limit: int | None = None) -> list[Snapshot]:
+        """A campaign's snapshots, newest first."""
+        columns = [snapshots.c[n] for n in _SNAPSHOT_COLUMNS]
+        if self._sqlite:  # its times as text, parsed by datetime.fromisoformat: several times faster than SQLAlchemy's
+            columns = [type_coerce(c, String) if isinstance(c.type, DateTime) else c for c in columns]
+        query = (
+            select(*columns)
+            .where((snapshots.c.tenant == tenant) & (snapshots.c.campaign_id == campaign_id.lower()))
+            .order_by(snapshots.c.fetched_at.desc(), snapshots.c.id.desc())
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        seen: dict[tuple[Any, ...], Counts] = {}
+        return [_snapshot(row, seen) for row in rows]
 
 
 class _Transaction:

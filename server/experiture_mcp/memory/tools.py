@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from experiture_mcp.client import CampaignClient
+from experiture_mcp.history.progress import COUNT_NAMES, Observation
 from experiture_mcp.memory.entry import Entry
 from experiture_mcp.memory.service import Found, Memory, MemoryUnavailable, Seed
 from experiture_mcp.results import error_result, internal_error_result, ok_result
@@ -130,6 +131,31 @@ def demo_seed(client: CampaignClient) -> Seed:
 
         ids = [*DEMO_CAMPAIGNS.values(), *TENANT_B_CAMPAIGNS.values()]
         return await look_up(client, ids, token=token, source="demo", states=True)
+
+    return seed
+
+
+def demo_history(clock: Callable[[], datetime]) -> Callable[[str], list[tuple[str, Observation]]]:
+    """What the demo has seen before it starts: the live push checked during each of its last eight runs."""
+
+    def seed(token: str) -> list[tuple[str, Observation]]:
+        from experiture_mcp.models import Counts
+        from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN, LIVE_RUN_PERIOD, live_run
+
+        if token != DEMO_TOKEN:
+            return []
+        tokyo, now = DEMO_CAMPAIGNS["tokyo-push"], clock()
+        start = live_run(tokyo, now)[1].started_at
+        # Each past run checked while it ran and after it completed, then the current one twice before now.
+        moments = [start - k * LIVE_RUN_PERIOD + timedelta(minutes=m) for k in range(8, 0, -1) for m in (6, 25)]
+        moments += [t for t in (now - timedelta(minutes=9), now - timedelta(minutes=3)) if t >= start]
+        seen: list[tuple[str, Observation]] = []
+        for moment in moments:
+            _, run = live_run(tokyo, moment)
+            counts = Counts(**dict(zip(COUNT_NAMES, run.counts, strict=True)))
+            observation = Observation(moment, run.status, run.execution_id, run.started_at, run.completed_at, counts)
+            seen.append((tokyo, observation))
+        return seen
 
     return seed
 
