@@ -145,11 +145,14 @@ async def test_discovery_documents_are_exact_and_mcp_asks_for_a_token(hosted: Ho
 async def test_a_host_signs_in_once_and_every_tool_answers_with_the_users_own_token(hosted: Hosted, era: str) -> None:
     async with signed_in(hosted, era, [DEMO_TOKEN]) as session:
         tools = {tool.name for tool in (await session.client.list_tools()).tools}
-        assert tools == {"get_summary", "get_status", "get_metrics", "get_overview", "find_campaigns", "wait_for_run"}
-        for tool in ("get_summary", "get_status", "get_metrics", "wait_for_run"):
+        assert tools == {
+            *("get_summary", "get_status", "get_metrics", "get_overview"),
+            *("find_campaigns", "wait_for_run", "get_history"),
+        }
+        for tool in ("get_summary", "get_status", "get_metrics", "wait_for_run", "get_history"):
             result = await session.client.call_tool(tool, {"campaign_id": SPRING})
             assert not result.is_error, text_of(result)
-            assert "Spring" in text_of(result) or tool == "get_metrics"
+            assert ("Spring" in text_of(result)) or tool == "get_metrics" or SPRING in text_of(result)
         overview = await session.client.call_tool("get_overview", {"campaign_ids": SPRING})
         assert not overview.is_error and "Spring" in text_of(overview)
         found = await session.client.call_tool("find_campaigns", {"query": "spring"})
