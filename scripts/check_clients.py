@@ -131,13 +131,13 @@ def hosted_server(log: Path, access_key: str | None, *, oauth: bool = False) -> 
     """The hosted demo server on a free loopback port, with one access key, none, or OAuth; yields its URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPERITURE_")}
+    env["EXPERITURE_DATA_DIR"] = str(log.parent / f"data-{port}")  # never the user's own memory of campaigns
     if access_key is not None:
         env["EXPERITURE_MCP_ACCESS_KEYS"] = access_key
     if oauth:
         env["EXPERITURE_MCP_AUTH"] = "oauth"
         env["EXPERITURE_MCP_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
         env["EXPERITURE_MCP_SECRET_KEY"] = secrets.token_urlsafe(48)
-        env["EXPERITURE_DATA_DIR"] = str(log.parent / f"data-{port}")
     command = [_which("uv"), "run", "--frozen", "--directory", str(CHECKOUT), "experiture-mcp"]
     command += ["--transport", "http", "--port", str(port), "--demo"]
     with log.open("w") as err:

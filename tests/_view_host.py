@@ -17,17 +17,6 @@ from typing import Any
 
 from playwright.sync_api import Browser, ConsoleMessage, Frame, Page, Request, Route
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The spec's default when a resource declares no domains (2026-01-26 "Host Behavior"; the draft adds object-src).
 SPEC_DEFAULT_CSP = (
     "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "

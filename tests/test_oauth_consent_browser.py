@@ -10,27 +10,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route as StarletteRoute
 
+from _browser import chromium
 from conftest import ServedApp
 from experiture_mcp.sandbox import CAMPAIGNS_ONLY_TOKEN, DEMO_TOKEN
 from test_oauth_failures import Hosted, authorize_url, pkce, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(
     os.environ.get("OAUTH_SCREENSHOTS", Path(__file__).resolve().parent.parent / "build" / "oauth-screenshots")
 )
@@ -71,12 +61,8 @@ def host() -> Iterator[Host]:
 
 @pytest.fixture(scope="module")
 def browser(hosted: Hosted) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/ensure-chromium does it)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 class Watched:

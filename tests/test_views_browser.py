@@ -20,11 +20,12 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from pydantic import SecretStr
 
+from _browser import chromium
 from _scripted_api import ScriptedAPI, ok
-from _view_host import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, Shown, Watch, show, watched_page
+from _view_host import SCREENSHOTS, Shown, Watch, show, watched_page
 from conftest import frozen_clock
 from experiture_mcp.config import Settings
 from experiture_mcp.render import ATTENTION_LABELS, EXECUTION_STATES
@@ -97,12 +98,8 @@ def recorded(demo_api: str, scripted_server: tuple[ScriptedAPI, str]) -> Recorde
 @pytest.fixture(scope="module")
 def browser(recorded: Recorded) -> Iterator[Browser]:
     # After `recorded`: the sync API keeps an event loop running on this thread while it is open.
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/ensure-chromium does it)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,11 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
-from playwright.sync_api import ConsoleMessage, Frame, Page, Request, sync_playwright
+from playwright.sync_api import ConsoleMessage, Frame, Page, Request
 from pydantic import SecretStr
 
-from _view_host import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS
+from _browser import chromium, require_chromium
+from _view_host import SCREENSHOTS
 from conftest import free_port
 from experiture_mcp.cli import DEMO_BASE_URL
 from experiture_mcp.config import Settings
@@ -44,8 +45,7 @@ STAGES = ("scheduled", "hydrated", "composed", "injected", "sent", "failed")
 def _inspector_binary() -> str:
     if shutil.which("npm") is None:
         pytest.skip("npm is needed to install the MCP Inspector (scripts/npm-tools.sh); CI always has it")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/ensure-chromium does it)")
+    require_chromium()
     found = subprocess.run(
         ["bash", "-c", "source scripts/npm-tools.sh && ensure_npm_tools >&2 && command -v mcp-inspector"],
         cwd=ROOT,
@@ -123,12 +123,10 @@ def inspector(expected: object) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser_page(inspector: str) -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(15_000)
         yield page
-        browser.close()
 
 
 def live_counts(start: datetime, end: datetime) -> list[dict[str, str]]:
