@@ -166,7 +166,7 @@ class Settings(BaseModel):
         if value is not None and len(value.get_secret_value()) < MIN_SECRET_KEY_LENGTH:
             raise ConfigError(
                 f"EXPERITURE_MCP_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters; make one with: "
-                'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+                'python -c "import secrets; print(secrets.token_urlsafe(48))"'  # stdout-ok: text of a hint
             )
         return value
 

@@ -70,7 +70,7 @@ def check_oauth_settings(settings: Settings) -> tuple[str, str]:
     if settings.mcp_secret_key is None:
         raise ConfigError(
             "--auth oauth needs EXPERITURE_MCP_SECRET_KEY (32+ characters, the same on every worker and replica); "
-            'make one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+            'make one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'  # stdout-ok: text of a hint
         )
     return settings.mcp_public_url, settings.mcp_secret_key.get_secret_value()
 
