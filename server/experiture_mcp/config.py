@@ -200,46 +200,37 @@ class Settings(BaseModel):
 
 def check_base_url(value: str) -> str:
     """Return the base URL without a trailing slash, or raise ConfigError with a fix."""
-    # Imported here because httpx2 is heavy and config is read before anything else.
-    import httpx2
-
-    value = value.strip().rstrip("/")
-    try:
-        url = httpx2.URL(value)
-    except Exception as exc:
-        raise ConfigError(f"EXPERITURE_BASE_URL {value!r} is not a URL; use e.g. {DEFAULT_BASE_URL}") from exc
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"EXPERITURE_BASE_URL {value!r} must be an https:// URL such as {DEFAULT_BASE_URL}")
-    if url.query or url.fragment or url.userinfo:
-        raise ConfigError(f"EXPERITURE_BASE_URL {value!r} must not carry credentials, a query or a fragment")
-    if url.scheme == "http" and not is_loopback_host(url.host):
-        raise ConfigError(
-            f"EXPERITURE_BASE_URL {value!r} uses plain http://, which would send the API token unencrypted; "
-            f"use https:// (plain http is allowed only for loopback hosts such as 127.0.0.1 when testing)"
-        )
-    return value
+    return _check_url(value, "EXPERITURE_BASE_URL", DEFAULT_BASE_URL, carries="the API token")
 
 
 def check_public_url(value: str) -> str:
     """Return the public origin without a trailing slash, or raise ConfigError with a fix (the base URL's rule)."""
+    return _check_url(value, "EXPERITURE_MCP_PUBLIC_URL", "https://mcp.example.com", carries="tokens", origin=True)
+
+
+def _check_url(value: str, name: str, example: str, *, carries: str, origin: bool = False) -> str:
+    # Imported here because httpx2 is heavy and config is read before anything else.
     import httpx2
 
-    example = "https://mcp.example.com"
     value = value.strip().rstrip("/")
+    kind = "origin" if origin else "URL"
     try:
         url = httpx2.URL(value)
     except Exception as exc:
-        raise ConfigError(f"EXPERITURE_MCP_PUBLIC_URL {value!r} is not a URL; use e.g. {example}") from exc
+        raise ConfigError(f"{name} {value!r} is not a URL; use e.g. {example}") from exc
     if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigError(f"EXPERITURE_MCP_PUBLIC_URL {value!r} must be an https:// origin such as {example}")
-    if url.query or url.fragment or url.userinfo or url.path not in ("", "/"):
+        raise ConfigError(f"{name} {value!r} must be an https:// {kind} such as {example}")
+    if origin and (url.query or url.fragment or url.userinfo or url.path not in ("", "/")):
         raise ConfigError(
-            f"EXPERITURE_MCP_PUBLIC_URL {value!r} must be an origin only (scheme, host, port), such as {example}: "
+            f"{name} {value!r} must be an origin only (scheme, host, port), such as {example}: "
             "no path, credentials, query or fragment; the server serves /mcp and the OAuth endpoints at its root"
         )
+    if url.query or url.fragment or url.userinfo:
+        raise ConfigError(f"{name} {value!r} must not carry credentials, a query or a fragment")
     if url.scheme == "http" and not is_loopback_host(url.host):
+        proxy = " behind a TLS proxy" if origin else ""
         raise ConfigError(
-            f"EXPERITURE_MCP_PUBLIC_URL {value!r} uses plain http://, which would send tokens unencrypted; use "
-            "https:// behind a TLS proxy (plain http is allowed only for loopback hosts such as 127.0.0.1 when testing)"
+            f"{name} {value!r} uses plain http://, which would send {carries} unencrypted; use https://{proxy} "
+            "(plain http is allowed only for loopback hosts such as 127.0.0.1 when testing)"
         )
     return value
