@@ -17,10 +17,10 @@ from mcp.types import TextResourceContents
 from experiture_mcp.cli import main
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 from experiture_mcp.server import INSTRUCTIONS
-from experiture_mcp.views import APP_MIME_TYPE, FUNNEL, OVERVIEW, VIEWS, View, view_for, view_html
+from experiture_mcp.views import APP_MIME_TYPE, FUNNEL, HISTORY, OVERVIEW, VIEWS, View, view_for, view_html
 
 ROOT = Path(__file__).resolve().parent.parent
-VIEWED = {"get_status": FUNNEL, "get_metrics": FUNNEL, "get_overview": OVERVIEW}
+VIEWED = {"get_status": FUNNEL, "get_metrics": FUNNEL, "get_overview": OVERVIEW, "get_history": HISTORY}
 BUDGET = 30 * 1024  # bytes per view: hosts load it for every answer they show
 VOID = {"meta", "link", "br", "hr", "img", "input", "source", "wbr", "area", "base", "col", "embed", "track"}
 # Anything that would make a page fetch, load or evaluate code from elsewhere.

@@ -27,11 +27,12 @@ from _browser import chromium
 from _scripted_api import ScriptedAPI, ok
 from _view_host import SCREENSHOTS, Shown, Watch, show, watched_page
 from conftest import frozen_clock
+from experiture_mcp.cli import DEMO_BASE_URL
 from experiture_mcp.config import Settings
-from experiture_mcp.render import ATTENTION_LABELS, EXECUTION_STATES
-from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
+from experiture_mcp.render import ATTENTION_LABELS, EXECUTION_STATES, HIGH_FAILURE_RATE
+from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN, create_app
 from experiture_mcp.server import build_server
-from experiture_mcp.views import FUNNEL, OVERVIEW, View, view_html
+from experiture_mcp.views import FUNNEL, HISTORY, OVERVIEW, View, view_html
 
 Wire = dict[str, Any]
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
@@ -95,8 +96,26 @@ def recorded(demo_api: str, scripted_server: tuple[ScriptedAPI, str]) -> Recorde
     return Recorded(demo, results[-1], hostile, hostile_results[-1])
 
 
+async def _histories() -> dict[str, Wire]:
+    # The demo remembers its live push's past runs; a campaign it never checked has no history.
+    settings = Settings(demo=True, base_url=DEMO_BASE_URL, api_token=SecretStr(DEMO_TOKEN))
+    transport = httpx2.ASGITransport(app=create_app(clock=frozen_clock))
+    tokyo, winback = DEMO_CAMPAIGNS["tokyo-push"], DEMO_CAMPAIGNS["winback-email"]
+    async with Client(build_server(settings, transport=transport, clock=frozen_clock)) as client:
+        await client.call_tool("get_status", {"campaign_id": tokyo})
+        calls = {"all": {"campaign_id": tokyo}, "three": {"campaign_id": tokyo, "limit": 3}}
+        calls["none"] = {"campaign_id": winback}
+        results = {key: await client.call_tool("get_history", arguments) for key, arguments in calls.items()}
+    return {key: r.model_dump(by_alias=True, mode="json", exclude_none=True) for key, r in results.items()}
+
+
 @pytest.fixture(scope="module")
-def browser(recorded: Recorded) -> Iterator[Browser]:
+def histories(recorded: Recorded) -> dict[str, Wire]:
+    return anyio.run(_histories)
+
+
+@pytest.fixture(scope="module")
+def browser(recorded: Recorded, histories: dict[str, Wire]) -> Iterator[Browser]:
     # After `recorded`: the sync API keeps an event loop running on this thread while it is open.
     with chromium() as launched:
         yield launched
@@ -351,11 +370,15 @@ def colors(shown: Shown) -> tuple[float, float]:
     return luminance(background), luminance(text)
 
 
-@pytest.mark.parametrize("view", [FUNNEL, OVERVIEW], ids=lambda v: v.name)
-def test_dark_theme_and_a_live_switch_to_light(page: Any, recorded: Recorded, view: View) -> None:
+@pytest.mark.parametrize("view", [FUNNEL, OVERVIEW, HISTORY], ids=lambda v: v.name)
+def test_dark_theme_and_a_live_switch_to_light(
+    page: Any, recorded: Recorded, histories: dict[str, Wire], view: View
+) -> None:
     if view is FUNNEL:
         tool, arguments = "get_status", {"campaign_id": DEMO_CAMPAIGNS["winback-email"]}
         result = recorded.demo[DEMO_CAMPAIGNS["winback-email"], "get_status"]
+    elif view is HISTORY:
+        tool, arguments, result = "get_history", {"campaign_id": DEMO_CAMPAIGNS["tokyo-push"]}, histories["all"]
     else:
         tool, arguments, result = "get_overview", {"campaign_ids": EVERY_ID}, recorded.overview
 
@@ -391,11 +414,15 @@ def test_the_hosts_own_theme_variables_win(page: Any, recorded: Recorded) -> Non
     assert_clean(shown)
 
 
-@pytest.mark.parametrize("view", [FUNNEL, OVERVIEW], ids=lambda v: v.name)
-def test_a_narrow_width_wraps_without_sideways_scrolling(page: Any, recorded: Recorded, view: View) -> None:
+@pytest.mark.parametrize("view", [FUNNEL, OVERVIEW, HISTORY], ids=lambda v: v.name)
+def test_a_narrow_width_wraps_without_sideways_scrolling(
+    page: Any, recorded: Recorded, histories: dict[str, Wire], view: View
+) -> None:
     if view is FUNNEL:
         tool, arguments = "get_status", {"campaign_id": DEMO_CAMPAIGNS["tokyo-push"]}
         result = recorded.demo[DEMO_CAMPAIGNS["tokyo-push"], "get_status"]
+    elif view is HISTORY:
+        tool, arguments, result = "get_history", {"campaign_id": DEMO_CAMPAIGNS["tokyo-push"]}, histories["all"]
     else:
         tool, arguments, result = "get_overview", {"campaign_ids": EVERY_ID}, recorded.overview
 
@@ -406,8 +433,90 @@ def test_a_narrow_width_wraps_without_sideways_scrolling(page: Any, recorded: Re
     assert sideways <= 0
     if view is FUNNEL:
         check_funnel(shown, result)
+    elif view is HISTORY:
+        check_history(shown, result)
     else:
         check_overview(shown, result)
+    assert_clean(shown)
+
+
+# Each element's height as a share of its parent's, in percent: what a column of the history chart shows.
+COLUMN_SHARES = (
+    "els => els.map(e => 100 * e.getBoundingClientRect().height / e.parentElement.getBoundingClientRect().height)"
+)
+
+
+def versus_in(text: str, runs: int, more: int) -> list[str]:
+    """Each run's comparison with the one before, as the text the model reads words it."""
+    lines = text.split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("Runs seen, newest first"))
+    found = [line.partition(" | vs before: ")[2] for line in lines[at + 1 : at + 1 + runs]]
+    assert found[-1] == ""
+    return [*found[:-1], "earlier runs not listed" if more else "first run seen"]
+
+
+def check_history(shown: Shown, result: Wire) -> None:
+    sc = result["structuredContent"]
+    runs = sc["runs"]
+    rows = shown.frame.locator("table.runs tbody tr")
+    assert rows.count() == len(runs)
+    for i, run in enumerate(runs):
+        row = rows.nth(i)
+        assert row.get_attribute("data-run") == run["executionId"]
+        assert row.locator("td.sent-count").inner_text() == f"{run['sent']:,}"
+        assert row.locator("td.failed-count").inner_text() == f"{run['failed']:,}"
+        assert row.locator("td.scheduled").inner_text() == f"{run['scheduled']:,}"
+        rate = f"{100 * run['failureRate']:.2f}".rstrip("0").rstrip(".") + "%"
+        assert row.locator("td.rate").inner_text() == rate
+        assert ("danger" in str(row.locator("td.rate").get_attribute("class"))) is (
+            run["failureRate"] >= HIGH_FAILURE_RATE
+        )
+    shown_versus = [str(v) for v in rows.locator("td.versus").evaluate_all("els => els.map(e => e.dataset.versus)")]
+    assert shown_versus == versus_in(text_of(result), len(runs), sc["moreRuns"])
+    # The chart runs oldest to newest, each column as tall as its run's sent count against the tallest scale.
+    columns = shown.frame.locator(".sent-cols span.sent")
+    assert [c.get_attribute("data-run") for c in columns.all()] == [r["executionId"] for r in reversed(runs)]
+    top = max(max(r["scheduled"], r["sent"]) for r in runs)
+    heights = [float(h) for h in columns.evaluate_all(COLUMN_SHARES)]
+    for height, run in zip(heights, reversed(runs), strict=True):
+        assert abs(height - 100 * run["sent"] / top) < 1.5, (height, run)
+    assert f"{sc['snapshots']} snapshots" in shown.text("[data-fact=observed]")
+    assert shown.frame.locator("table.recent tbody tr").count() == len(sc["recent"])
+
+
+@pytest.mark.parametrize("structured", [True, False], ids=["structured", "fallback"])
+def test_the_history_of_the_demo_push(page: Any, histories: dict[str, Wire], structured: bool) -> None:
+    result, arguments = histories["all"], {"campaign_id": DEMO_CAMPAIGNS["tokyo-push"]}
+
+    sent = result if structured else stripped(result)
+    shown = open_view(page, HISTORY, "get_history", arguments, sent, call_result=result)
+    if structured:
+        shown.screenshot("history")
+
+    assert shown.host("toolCalls") == ([] if structured else [{"name": "get_history", "arguments": arguments}])
+    check_history(shown, result)
+    assert len(result["structuredContent"]["runs"]) == 9
+    assert shown.text("h1") == "Runs seen"
+    assert "runs it never saw are missing" in shown.text("[data-fact=observed]")
+    assert_clean(shown)
+
+
+def test_a_limited_history_says_older_runs_are_not_listed(page: Any, histories: dict[str, Wire]) -> None:
+    result = histories["three"]
+    shown = open_view(page, HISTORY, "get_history", {"campaign_id": DEMO_CAMPAIGNS["tokyo-push"], "limit": 3}, result)
+
+    check_history(shown, result)
+    assert "6 older runs not shown." in shown.text("[data-fact=observed]")
+    assert_clean(shown)
+
+
+def test_a_campaign_never_observed_shows_the_answer_and_no_chart(page: Any, histories: dict[str, Wire]) -> None:
+    result = histories["none"]
+    shown = open_view(page, HISTORY, "get_history", {"campaign_id": DEMO_CAMPAIGNS["winback-email"]}, result)
+
+    assert result["structuredContent"]["snapshots"] == 0
+    assert shown.text("[data-fact=empty]") == text_of(result)
+    assert shown.frame.locator(".chart, table").count() == 0
     assert_clean(shown)
 
 

@@ -23,7 +23,7 @@ log = logging.getLogger("experiture_mcp")
 
 DEMO_BASE_URL = "https://demo.experiture.invalid/public/v1"  # never resolved: the demo app answers in-process
 TOOLS = ("get_summary", "get_status", "get_metrics", "get_overview", "find_campaigns", "wait_for_run", "get_history")
-VIEW_TOOLS = ("get_status", "get_metrics", "get_overview")  # the tools with an MCP Apps view
+VIEW_TOOLS = ("get_status", "get_metrics", "get_overview", "get_history")  # the tools with an MCP Apps view
 
 
 def _common(demo_default: Any) -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ from experiture_mcp.memory import Memory, MemoryUnavailable
 from experiture_mcp.models import CAMPAIGN_ID_DESCRIPTION, campaign_id_from, dump, is_campaign_id
 from experiture_mcp.render import percent, plain, render_error, span, thousands
 from experiture_mcp.results import READ_ONLY, error_result, internal_error_result, ok_result
+from experiture_mcp.views import HISTORY
 
 __all__ = ["DEFAULT_RUNS", "History", "Run", "SnapshotRow", "history_of", "register_history", "render_history"]
 
@@ -191,7 +192,7 @@ def register_history(
 ) -> None:
     """Add the get_history tool to `mcp`: read-only, from this server's own snapshots, no upstream request."""
 
-    @mcp.tool(title="Runs seen", annotations=READ_ONLY)
+    @mcp.tool(title="Runs seen", annotations=READ_ONLY, meta=HISTORY.tool_meta)
     async def get_history(
         campaign_id: Annotated[str, Field(description=CAMPAIGN_ID_DESCRIPTION)],
         ctx: Context[Any, Any],

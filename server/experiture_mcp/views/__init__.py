@@ -12,7 +12,17 @@ from mcp.server.apps import APP_MIME_TYPE, Apps, ResourceCsp
 
 from experiture_mcp.render import ATTENTION_LABELS, EXECUTION_STATES, HIGH_FAILURE_RATE
 
-__all__ = ["APP_MIME_TYPE", "FUNNEL", "OVERVIEW", "VIEWS", "View", "view_for", "view_html", "views_extension"]
+__all__ = [
+    "APP_MIME_TYPE",
+    "FUNNEL",
+    "HISTORY",
+    "OVERVIEW",
+    "VIEWS",
+    "View",
+    "view_for",
+    "view_html",
+    "views_extension",
+]
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,13 @@ OVERVIEW = View(
     "One row per campaign, those needing attention first: state, last run, sent, failed, failure rate; sortable.",
     ("get_overview",),
 )
-VIEWS = (FUNNEL, OVERVIEW)
+HISTORY = View(
+    "history",
+    "Campaign history",
+    "The runs this server saw, oldest to newest as a chart of sent and failure rate, and newest first as a table.",
+    ("get_history",),
+)
+VIEWS = (FUNNEL, OVERVIEW, HISTORY)
 
 # A standalone page (experiture-mcp view) is opened as a file: it must load nothing there either.
 STANDALONE_CSP = (
