@@ -86,14 +86,16 @@ def inspector(expected: object, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
-        "EXPERITURE_DATA_DIR": str(tmp_path_factory.mktemp("inspector-data")),  # the demo's memory, not the user's
         "CLIENT_PORT": str(client_port),
         "MCP_SANDBOX_PORT": str(sandbox_port),
         "DANGEROUSLY_OMIT_AUTH": "true",  # loopback only, for this test's lifetime
         "MCP_AUTO_OPEN_ENABLED": "false",
         "MCP_INSPECTOR_SECRET_STORE": "memory",
     }
-    command = [binary, "--web", "--transport", "stdio", "--", sys.executable, "-m", "experiture_mcp", "--demo"]
+    data = tmp_path_factory.mktemp("inspector-data")  # the demo's memory, not the user's; the Inspector passes on
+    # only the variables it is given with -e (and a few of its own, such as HOME and PATH) to the server it starts.
+    command = [binary, "--web", "--transport", "stdio", "-e", f"EXPERITURE_DATA_DIR={data}"]
+    command += ["--", sys.executable, "-m", "experiture_mcp", "--demo"]
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
