@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from _scripted_api import ScriptedAPI
 from experiture_mcp.config import Settings
+from experiture_mcp.memory.service import default_data_dir
 from experiture_mcp.sandbox import DEMO_TOKEN, create_app
 from experiture_mcp.server import build_server
 
@@ -141,11 +142,19 @@ def _session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     """Servers built by module- and session-scoped fixtures remember campaigns here, never in the developer's dir."""
     before = os.environ.get("EXPERITURE_DATA_DIR")
     os.environ["EXPERITURE_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
+    users = _files_in(default_data_dir())
     yield
     if before is None:
         os.environ.pop("EXPERITURE_DATA_DIR", None)
     else:
         os.environ["EXPERITURE_DATA_DIR"] = before
+    # A server started with a curated environment (an npm client, the Inspector) falls back to the user's folder.
+    if os.environ.get("CI") and _files_in(default_data_dir()) != users:
+        pytest.fail(f"a test wrote to the user's data directory {default_data_dir()}: pass EXPERITURE_DATA_DIR on")
+
+
+def _files_in(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} if folder.is_dir() else {}
 
 
 @pytest.fixture(autouse=True)
