@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -23,8 +24,8 @@ from typing import Any
 
 import httpx2
 
-from benchmarks.http_throughput import CAMPAIGNS, Round, _free_port
-from benchmarks.rpc import MODERN_VERSION, PROTOCOL_VERSION, HttpSession, RpcError, base_env
+from benchmarks.http_throughput import CAMPAIGNS, Round
+from benchmarks.rpc import MODERN_VERSION, PROTOCOL_VERSION, HttpSession, RpcError, base_env, cpu_seconds
 from benchmarks.upstream import Upstream
 from experiture_mcp.sandbox import DEMO_TOKEN
 
@@ -37,6 +38,12 @@ LABELS = {
 ERAS = {"2025-11-25": PROTOCOL_VERSION, "2026-07-28": MODERN_VERSION}
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- http-streaming:start -->", "<!-- http-streaming:end -->"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def app(variant: str) -> Any:
@@ -109,15 +116,17 @@ async def _client(session: HttpSession, index: int, stop: float, result: Round, 
         result.latencies.append(loop.time() - started)
 
 
-async def _round(url: str, version: str, clients: int, seconds: float, kinds: set[str]) -> Round:
+async def _round(url: str, version: str, clients: int, seconds: float, kinds: set[str], pid: int) -> Round:
     sessions = [HttpSession(url, version=version) for _ in range(clients)]
     try:
         await asyncio.gather(*(s.call_tool("get_status", {"campaign_id": CAMPAIGNS[0]}) for s in sessions))  # warm
         result = Round(clients)
         loop = asyncio.get_running_loop()
+        cpu = cpu_seconds(pid)
         started = loop.time()
         await asyncio.gather(*(_client(s, i, started + seconds, result, kinds) for i, s in enumerate(sessions)))
         result.seconds = loop.time() - started
+        result.server_cpu = cpu_seconds(pid) - cpu
         return result
     finally:
         await asyncio.gather(*(s.close() for s in sessions))
@@ -148,7 +157,8 @@ async def measure(
                         order = VARIANTS if i % 2 == 0 else tuple(reversed(VARIANTS))
                         for v in order:
                             url = f"http://127.0.0.1:{ports[v]}/mcp"
-                            r = await _round(url, version, clients, seconds, kinds.setdefault((v, era), set()))
+                            seen = kinds.setdefault((v, era), set())
+                            r = await _round(url, version, clients, seconds, seen, processes[v].pid)
                             cells.setdefault((v, era, clients), []).append(r)
         finally:
             for process in processes.values():
@@ -170,25 +180,35 @@ def report(
     def p50(v: str, era: str, clients: int) -> float:
         return statistics.median(r.percentile(50) for r in cells[v, era, clients])
 
+    def cpu(v: str, era: str, clients: int) -> float:
+        return statistics.median(r.cpu_ms_per_call for r in cells[v, era, clients])
+
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         START,
         "## Hosted answer formats: JSON, event streams, as served (`python -m benchmarks.http_streaming`)",
         "",
         f"`get_status` over stateless streamable HTTP on loopback, one worker per variant, the same demo API; "
-        f"{args.rounds} alternating rounds of {args.seconds:g} s per cell, median calls/s (p50 ms). Measured {when} "
+        f"{args.rounds} alternating rounds of {args.seconds:g} s per cell: median calls/s (p50 ms) [server CPU ms per "
+        f"call, which other jobs on the machine disturb less than the rates]. Measured {when} "
         f"on {os.cpu_count()} shared cores (load average {os.getloadavg()[0]:.1f} at the end). Errors: "
         f"{sum(r.errors for rs in cells.values() for r in rs)}.",
         "",
-        "| era | clients | " + " | ".join(LABELS[v] for v in VARIANTS) + " | SSE / JSON | served / JSON |",
-        "|---|---:|" + "---:|" * (len(VARIANTS) + 2),
+        "| era | clients | " + " | ".join(LABELS[v] for v in VARIANTS) + " | SSE / JSON | served / JSON | CPU/call: "
+        "SSE / JSON, served / JSON |",
+        "|---|---:|" + "---:|" * (len(VARIANTS) + 3),
     ]
     for era in ERAS:
         for clients in levels:
-            cols = [f"{rate(v, era, clients):.0f} ({p50(v, era, clients):.1f})" for v in VARIANTS]
+            cols = [
+                f"{rate(v, era, clients):.0f} ({p50(v, era, clients):.1f}) [{cpu(v, era, clients):.2f}]"
+                for v in VARIANTS
+            ]
             sse = rate("sse", era, clients) / rate("json", era, clients)
             served = rate("served", era, clients) / rate("json", era, clients)
-            lines.append(f"| {era} | {clients} | " + " | ".join(cols) + f" | {sse:.2f} | {served:.2f} |")
+            cpus = f"{cpu('sse', era, clients) / cpu('json', era, clients):.2f}, "
+            cpus += f"{cpu('served', era, clients) / cpu('json', era, clients):.2f}"
+            lines.append(f"| {era} | {clients} | " + " | ".join(cols) + f" | {sse:.2f} | {served:.2f} | {cpus} |")
     lines += ["", "Content types of the answers: " + "; ".join(
         f"{v} at {era}: {', '.join(sorted(kinds.get((v, era), set())))}" for v in VARIANTS for era in ERAS
     ) + ".", END]  # fmt: skip

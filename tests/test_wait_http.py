@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import AsyncGenerator, Generator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,14 +18,16 @@ from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 
 from _waiting import Accelerated, Progress, demo, structured, wait
-from conftest import NOW, Instrumented, ServedApp, frozen_clock
+from conftest import NOW, Instrumented, ServedApp, free_port, frozen_clock, text_of
 from experiture_mcp.config import Settings
-from experiture_mcp.hosted import MCP_PATH, build_app
+from experiture_mcp.hosted import MCP_PATH, STREAMING_TOOLS, build_app
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
+from test_oauth_flow import Hosted as OAuthHosted
+from test_oauth_flow import signed_in
 
 TOKYO = DEMO_CAMPAIGNS["tokyo-push"]  # the demo's running push: 29,876 sent of 50,000 at NOW, done 8 min later
 KEY_A, KEY_B = ("wait-key-" + secrets.token_urlsafe(24) for _ in range(2))
-LEGACY = "2025-11-25"
+LEGACY, MODERN = "2025-11-25", "2026-07-28"
 
 
 @contextmanager
@@ -180,13 +183,13 @@ async def test_one_callers_cancel_cannot_cancel_anothers_call(stranger_key: str,
 
     assert refused is not None and mine is not None
     assert refused.status_code == mine.status_code == 202
-    assert still_polling >= 3 and took >= 1.5  # the stranger's cancel changed nothing
+    assert still_polling >= 3 and took >= 1.3  # the stranger's cancel changed nothing: it waited its 1.5 s
     assert ended < 0.5 and later == after_cancel  # the caller's own: the answer came and the polling stopped
     assert events(answer[0].text)[-1]["result"]["isError"] is True
 
 
 @pytest.mark.anyio
-async def test_ordinary_calls_still_answer_json_and_waits_stream_in_the_2025_era() -> None:
+async def test_ordinary_calls_still_answer_json_and_waits_stream() -> None:
     with hosted(frozen_clock) as (_, url):
         async with httpx2.AsyncClient(timeout=10) as http:
             headers = legacy_headers(KEY_A)
@@ -202,13 +205,71 @@ async def test_ordinary_calls_still_answer_json_and_waits_stream_in_the_2025_era
             wrong = await http.post(
                 url, content=b'{"jsonrpc": "2.0", "id": 6, "method": "tools/call", ', headers=headers
             )
+            envelope = {
+                "io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }
+            body = call(7, "get_status", {"campaign_id": TOKYO})
+            body["params"]["_meta"] = envelope
+            routing = {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": "get_status"}
+            modern = await http.post(url, json=body, headers={**headers, **routing})
 
     assert status.headers["content-type"] == listed.headers["content-type"] == "application/json"
+    assert modern.headers["content-type"] == "application/json"  # 2026-07-28: as before
+    assert modern.json()["result"]["structuredContent"]["execution"]["state"] == "running"
     assert status.json()["result"]["structuredContent"]["execution"]["state"] == "running"
-    for streamed in (waited, progress, tracked):
+    assert tracked.headers["content-type"] == "application/json"  # get_status never reports progress: no stream
+    for streamed in (waited, progress):
         assert streamed.headers["content-type"].startswith("text/event-stream")
     assert events(waited.text)[-1]["result"]["structuredContent"]["outcome"] == "timeout"
     notes = [e for e in events(progress.text) if e.get("method") == "notifications/progress"]
     assert notes and notes[0]["params"]["progressToken"] == "p" and notes[0]["params"]["total"] == 50000
-    assert events(tracked.text)[-1]["id"] == 5  # a tool that reports nothing still answers on its stream
+    assert tracked.json()["id"] == 5
     assert wrong.status_code == 400 and wrong.json()["error"]["code"] == -32700  # the SDK's parse error, as before
+
+
+@pytest.mark.anyio
+async def test_under_oauth_progress_arrives_and_a_cancel_stops_the_polling(era: str, tmp_path: Path) -> None:
+    port = free_port()
+    clock = Accelerated(NOW, speed=30)
+    with demo(clock) as (api, url):
+        settings = Settings(
+            base_url=url,
+            wait_poll_seconds=0.1,
+            mcp_auth="oauth",
+            mcp_public_url=f"http://127.0.0.1:{port}",
+            mcp_secret_key=SecretStr("server-secret-" + secrets.token_urlsafe(32)),
+            data_dir=tmp_path,
+        )
+        with ServedApp(build_app(settings, clock=clock), lifespan="on", port=port) as served:
+            async with signed_in(OAuthHosted(served.url), era, [DEMO_TOKEN]) as session:
+                clock.restart()
+                seen: list[Progress] = []
+                result = await wait(session.client, TOKYO, timeout=0.8, seen=seen)
+                with anyio.move_on_after(0.7):
+                    await wait(session.client, TOKYO, timeout=30)
+                await anyio.sleep(0.2)
+                after_cancel = api.requests
+                await anyio.sleep(0.8)
+                later = api.requests
+
+    assert structured(result)["outcome"] == "timeout" and len(seen) >= 3
+    assert later == after_cancel
+
+
+@pytest.mark.anyio
+async def test_every_tool_that_reports_progress_streams_over_hosted_http(client: Client) -> None:
+    # In memory every notification arrives; a tool that reports progress but is not in STREAMING_TOOLS would lose it
+    # over hosted HTTP, where only those tools' calls are answered with an event stream.
+    arguments = {"campaign_ids": TOKYO} | {"query": "tokyo"} | {"campaign_id": TOKYO, "timeout_seconds": 0.3}
+    reporting: set[str] = set()
+    for tool in (await client.list_tools()).tools:
+        schema = tool.input_schema["properties"]
+
+        async def record(progress: float, total: float | None, message: str | None, name: str = tool.name) -> None:
+            reporting.add(name)
+
+        given = {k: v for k, v in arguments.items() if k in schema}
+        result = await client.call_tool(tool.name, given, progress_callback=record)
+        assert not result.is_error, (tool.name, text_of(result))
+    assert reporting == STREAMING_TOOLS

@@ -40,6 +40,7 @@ __all__ = [
     "HEALTH_PATH",
     "MCP_PATH",
     "MIN_ACCESS_KEY_LENGTH",
+    "STREAMING_TOOLS",
     "WORKER_HEADER",
     "AccessKeyMiddleware",
     "NoDelayProtocol",
@@ -221,8 +222,8 @@ def build_app(
     clock: Clock | None = None,
     cimd: CimdFetcher | None = None,
 ) -> Starlette:
-    """The ASGI app for hosted mode: stateless streamable HTTP at /mcp (JSON answers; event streams for calls that
-    report progress or wait), open /healthz.
+    """The ASGI app for hosted mode: stateless streamable HTTP at /mcp (JSON answers; event streams for the calls of
+    tools that report progress or wait), open /healthz.
 
     `cimd` (OAuth mode) fetches client metadata documents; tests pass one that may reach loopback.
     Raises ConfigError when settings would expose the server unsafely (see check_exposure).
@@ -333,10 +334,10 @@ def _entered_once(lifespan: Callable[[Any], AbstractAsyncContextManager[Any]]) -
 class StreamingRouter:
     """Sends the /mcp POSTs that can stream to the event-stream app, every other request on to the JSON one.
 
-    Streaming: a request carrying a progress token, and any call of wait_for_run (so that closing its stream cancels
-    it). Each streamed exchange has an InFlight in its scope (inflight.py); a `notifications/cancelled` POST cancels
-    the same caller's call with that id in this process, as 2025-11-25 clients cancel, which the stateless SDK drops.
-    The body is read once, within the server's body limit, and replayed to the app that answers.
+    Streaming: a call of a tool in STREAMING_TOOLS (wait_for_run), whose progress rides on the stream and which
+    closing the stream cancels. Each streamed exchange has an InFlight in its scope (inflight.py); a
+    `notifications/cancelled` POST cancels the same caller's call with that id in this process, as 2025-11-25 clients
+    cancel, which the stateless SDK drops. The body is read once, within the server's body limit, and replayed.
     """
 
     def __init__(self, app: ASGIApp, streaming: ASGIApp, path: str, max_body: int) -> None:
@@ -379,7 +380,8 @@ class StreamingRouter:
             await self._streaming({**scope, SCOPE_KEY: call}, replayed, send)
 
 
-STREAMING_MARKERS = (b"progressToken", b"wait_for_run", b"notifications/cancelled")
+STREAMING_TOOLS = frozenset({"wait_for_run"})  # the tools that report progress or wait (tests/test_wait_http.py)
+STREAMING_MARKERS = (*(name.encode() for name in STREAMING_TOOLS), b"notifications/cancelled")
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
@@ -391,15 +393,15 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
 
 
 def _streams(message: dict[str, Any]) -> bool:
-    """Whether a request's answer should be an event stream: it asks for progress, or it waits."""
+    """Whether a request's answer should be an event stream: it calls a tool that reports progress or waits.
+
+    A progress token alone does not make a stream: some clients send one with every call, and the other tools never
+    report progress, so their answers would pay for a stream that carries nothing but the result.
+    """
     params = message.get("params")
-    if not isinstance(params, dict):
+    if message.get("method") != "tools/call" or not isinstance(params, dict):
         return False
-    params = cast(dict[str, Any], params)
-    meta = params.get("_meta")
-    if isinstance(meta, dict) and cast(dict[str, Any], meta).get("progressToken") is not None:
-        return True
-    return message.get("method") == "tools/call" and params.get("name") == "wait_for_run"
+    return cast(dict[str, Any], params).get("name") in STREAMING_TOOLS
 
 
 def _caller(scope: Scope) -> bytes | None:
