@@ -64,7 +64,7 @@ else:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--http":  # the same HTTP mode as ours for ordinary calls: stateless, JSON responses
+    if len(sys.argv) == 3 and sys.argv[1] == "--http":  # the same HTTP mode as ours: stateless, JSON responses
         mcp.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]), stateless_http=True, json_response=True)
     else:
         mcp.run()

@@ -205,7 +205,7 @@ async def test_ordinary_calls_still_answer_json_and_waits_stream() -> None:
             wrong = await http.post(
                 url, content=b'{"jsonrpc": "2.0", "id": 6, "method": "tools/call", ', headers=headers
             )
-            envelope = {
+            envelope: dict[str, Any] = {
                 "io.modelcontextprotocol/protocolVersion": MODERN,
                 "io.modelcontextprotocol/clientCapabilities": {},
             }
