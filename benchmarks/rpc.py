@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx2
 
-__all__ = ["PROTOCOL_VERSION", "HttpSession", "RpcError", "StdioSession", "base_env", "cpu_seconds"]
+__all__ = ["MODERN_VERSION", "PROTOCOL_VERSION", "HttpSession", "RpcError", "StdioSession", "base_env", "cpu_seconds"]
 
 PROTOCOL_VERSION = "2025-11-25"  # the era most hosts speak today: initialize, then requests
+MODERN_VERSION = "2026-07-28"  # every request carries its own envelope in params._meta and routing headers
 INITIALIZE = {
     "protocolVersion": PROTOCOL_VERSION,
     "capabilities": {},
@@ -119,13 +120,15 @@ class StdioSession:
 
 
 class HttpSession:
-    """Streamable HTTP (stateless, JSON responses) over one pooled httpx2 client."""
+    """Streamable HTTP (stateless; JSON or event-stream answers) over one pooled httpx2 client, in either era."""
 
-    def __init__(self, url: str, access_key: str | None = None) -> None:
+    def __init__(self, url: str, access_key: str | None = None, version: str = PROTOCOL_VERSION) -> None:
         headers = {
             "Accept": "application/json, text/event-stream",
-            "MCP-Protocol-Version": PROTOCOL_VERSION,
+            "MCP-Protocol-Version": version,
         }
+        self.version = version
+        self.content_type = ""  # of the latest answer
         if access_key:
             headers["Authorization"] = f"Bearer {access_key}"
         self.url = url
@@ -134,10 +137,21 @@ class HttpSession:
         self._http = httpx2.AsyncClient(headers=headers, limits=limits, timeout=30.0)
 
     async def request(self, method: str, params: Json | None = None) -> Json:
-        body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or {}}
-        response = await self._http.post(self.url, json=body)
+        params = dict(params or {})
+        headers: dict[str, str] = {}
+        if self.version == MODERN_VERSION:
+            params["_meta"] = {
+                "io.modelcontextprotocol/protocolVersion": MODERN_VERSION,
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }
+            headers["Mcp-Method"] = method
+            if method == "tools/call":
+                headers["Mcp-Name"] = str(params["name"])
+        body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        response = await self._http.post(self.url, json=body, headers=headers)
         response.raise_for_status()
-        if response.headers.get("content-type", "").startswith("text/event-stream"):
+        self.content_type = response.headers.get("content-type", "").split(";")[0]
+        if self.content_type == "text/event-stream":
             data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
             return _result(json.loads(data[-1]))
         return _result(response.json())

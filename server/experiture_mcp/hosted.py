@@ -11,12 +11,14 @@ import os
 import re
 import socket
 import sys
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx2
 from mcp.server import MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -26,9 +28,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from experiture_mcp import __version__
 from experiture_mcp.config import ConfigError, Settings, is_loopback_host
+from experiture_mcp.inflight import SCOPE_KEY, Registry, caller_identity
 from experiture_mcp.logs import configure_logging, register_secret
 from experiture_mcp.sandbox import demo_transport
-from experiture_mcp.server import Clock, build_server
+from experiture_mcp.server import TOKEN_HEADER, Clock, build_server
 
 if TYPE_CHECKING:
     from experiture_mcp.oauth.cimd import CimdFetcher
@@ -37,10 +40,12 @@ __all__ = [
     "HEALTH_PATH",
     "MCP_PATH",
     "MIN_ACCESS_KEY_LENGTH",
+    "STREAMING_TOOLS",
     "WORKER_HEADER",
     "AccessKeyMiddleware",
     "NoDelayProtocol",
     "PostOnlyMiddleware",
+    "StreamingRouter",
     "WorkerHeaderMiddleware",
     "app_from_env",
     "build_app",
@@ -55,6 +60,7 @@ MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
 WORKER_HEADER = "X-Experiture-MCP-Worker"  # which process answered, for debugging a load-balanced deployment
 MIN_ACCESS_KEY_LENGTH = 16
+CALLER_KEY = "experiture_mcp.caller"  # in the ASGI scope: a digest of the access key AccessKeyMiddleware accepted
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 CORS_REQUEST_HEADERS = (
@@ -154,21 +160,26 @@ class AccessKeyMiddleware:
                 message["headers"] = [*message.get("headers", []), (WORKER_HEADER.lower().encode(), self._worker)]
             await send(message)
 
+        caller: bytes | None = None
         if self._keys and scope["path"] not in self._open_paths:
             scheme, _, presented = (authorization[0] if len(authorization) == 1 else b"").partition(b" ")
             if scheme.lower() != b"bearer" or not self._accepts(presented.strip()):
                 log.info("refused %s %r: %s access key", scope["method"], scope["path"], "wrong" if presented else "no")
                 await _unauthorized(bool(presented))(scope, receive, send_with_worker)
                 return
+            caller = _digest(presented.strip())  # who called, for StreamingRouter; never the key itself
         scope = {**scope, "headers": [(name, value) for name, value in headers if name != b"authorization"]}
+        if caller is not None:
+            scope[CALLER_KEY] = caller
         await self.app(scope, receive, send_with_worker)
 
 
 class PostOnlyMiddleware:
     """Answers every method but POST on `path` with 405 and `Allow: POST`, in both protocol eras.
 
-    A stateless server has no event stream to offer and no session to delete; left to the SDK's 2025 path, a GET
-    would open an event stream that never ends, and clients probing with GET would wait for it to time out.
+    A stateless server has no standalone event stream (a call's progress rides on its own POST's answer) and no
+    session to delete; left to the SDK's 2025 path, a GET would open an event stream that never ends, and clients
+    probing with GET would wait for it to time out.
     """
 
     def __init__(self, app: ASGIApp, path: str) -> None:
@@ -183,7 +194,7 @@ class PostOnlyMiddleware:
                 "error": {
                     "code": -32600,
                     "message": f"Method Not Allowed: this stateless server answers POST only, not {scope['method']} "
-                    "(no event stream, no session to delete)",
+                    "(no standalone event stream, no session to delete)",
                 },
             }
             await JSONResponse(body, status_code=405, headers={"Allow": "POST"})(scope, receive, send)
@@ -211,7 +222,8 @@ def build_app(
     clock: Clock | None = None,
     cimd: CimdFetcher | None = None,
 ) -> Starlette:
-    """The ASGI app for hosted mode: stateless streamable HTTP with JSON responses at /mcp, open /healthz.
+    """The ASGI app for hosted mode: stateless streamable HTTP at /mcp (JSON answers; event streams for the calls of
+    tools that report progress or wait), open /healthz.
 
     `cimd` (OAuth mode) fetches client metadata documents; tests pass one that may reach loopback.
     Raises ConfigError when settings would expose the server unsafely (see check_exposure).
@@ -266,16 +278,137 @@ def _add_healthz(server: MCPServer[Any]) -> None:
 
 
 def _streamable_app(server: MCPServer[Any], settings: Settings) -> Starlette:
-    app = server.streamable_http_app(
-        streamable_http_path=MCP_PATH,
-        stateless_http=True,  # any worker or replica can answer any request: no session affinity
-        json_response=True,
-        max_request_body_size=settings.mcp_max_body_bytes,
-        transport_security=transport_security(settings),
-        host=settings.mcp_host,
-    )
-    app.add_middleware(PostOnlyMiddleware, path=MCP_PATH)  # inside the key check: strangers learn nothing
-    return app
+    """Stateless streamable HTTP at /mcp: JSON answers, but event streams for calls that can stream (StreamingRouter).
+
+    The SDK serves one answer format per session manager, so there are two apps of the same server: the one returned
+    (JSON) and, behind its StreamingRouter, one whose answers are event streams; both run the server's lifespan once.
+    """
+
+    def app(json_response: bool) -> Starlette:
+        return server.streamable_http_app(
+            streamable_http_path=MCP_PATH,
+            stateless_http=True,  # any worker or replica can answer any request: no session affinity
+            json_response=json_response,
+            max_request_body_size=settings.mcp_max_body_bytes,
+            transport_security=transport_security(settings),
+            host=settings.mcp_host,
+        )
+
+    streaming = app(json_response=False)
+    plain = app(json_response=True)
+    lowlevel = server.session_manager.app
+    lowlevel.lifespan = _entered_once(lowlevel.lifespan)  # type: ignore[assignment]  # both managers share one state
+    plain_lifespan, streaming_lifespan = plain.router.lifespan_context, streaming.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(started: Starlette) -> AsyncGenerator[Any]:
+        async with plain_lifespan(started) as state, streaming_lifespan(streaming):
+            yield state
+
+    plain.router.lifespan_context = lifespan
+    # Inside the key check (strangers learn nothing) and outside the SDK's OAuth check, which each app has its own of.
+    plain.add_middleware(StreamingRouter, streaming=streaming, path=MCP_PATH, max_body=settings.mcp_max_body_bytes)
+    plain.add_middleware(PostOnlyMiddleware, path=MCP_PATH)
+    return plain
+
+
+def _entered_once(lifespan: Callable[[Any], AbstractAsyncContextManager[Any]]) -> Callable[[Any], Any]:
+    """`lifespan`, but entered again while entered it yields the same state instead of opening a second one."""
+    entered: list[Any] = []
+
+    @asynccontextmanager
+    async def once(server: Any) -> AsyncGenerator[Any]:
+        if entered:
+            yield entered[0]
+            return
+        async with lifespan(server) as state:
+            entered.append(state)
+            try:
+                yield state
+            finally:
+                entered.clear()
+
+    return once
+
+
+class StreamingRouter:
+    """Sends the /mcp POSTs that can stream to the event-stream app, every other request on to the JSON one.
+
+    Streaming: a call of a tool in STREAMING_TOOLS (wait_for_run), whose progress rides on the stream and which
+    closing the stream cancels. Each streamed exchange has an InFlight in its scope (inflight.py); a
+    `notifications/cancelled` POST cancels the same caller's call with that id in this process, as 2025-11-25 clients
+    cancel, which the stateless SDK drops. The body is read once, within the server's body limit, and replayed.
+    """
+
+    def __init__(self, app: ASGIApp, streaming: ASGIApp, path: str, max_body: int) -> None:
+        self.app = app
+        self._streaming = streaming
+        self._path = path
+        self._calls = Registry()
+        self._bounded = RequestBodyLimitMiddleware(self._route, max_body)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == self._path and scope["method"] == "POST":
+            await self._bounded(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        first = await receive()  # the whole body (the limit middleware read it), or what ended the request early
+        body: bytes = first.get("body", b"") if first["type"] == "http.request" else b""
+        replay = [first]
+
+        async def replayed() -> Message:
+            return replay.pop() if replay else await receive()
+
+        # Cheap byte checks first: ordinary calls (most of them) are never parsed here.
+        message = _json_object(body) if any(marker in body for marker in STREAMING_MARKERS) else None
+        if message is None:
+            await self.app(scope, replayed, send)
+            return
+        caller = _caller(scope)
+        if message.get("method") == "notifications/cancelled":
+            params = message.get("params")
+            if isinstance(params, dict) and self._calls.cancel(caller, cast(dict[str, Any], params).get("requestId")):
+                log.info("cancelled an in-flight call at its caller's request")
+            await self.app(scope, replayed, send)  # the SDK acknowledges it (202)
+            return
+        if "id" not in message or not _streams(message):
+            await self.app(scope, replayed, send)
+            return
+        with self._calls.holding(caller, message["id"]) as call:
+            await self._streaming({**scope, SCOPE_KEY: call}, replayed, send)
+
+
+STREAMING_TOOLS = frozenset({"wait_for_run"})  # the tools that report progress or wait (tests/test_wait_http.py)
+STREAMING_MARKERS = (*(name.encode() for name in STREAMING_TOOLS), b"notifications/cancelled")
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        decoded: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # the SDK answers with the parse error
+    return cast(dict[str, Any], decoded) if isinstance(decoded, dict) else None
+
+
+def _streams(message: dict[str, Any]) -> bool:
+    """Whether a request's answer should be an event stream: it calls a tool that reports progress or waits.
+
+    A progress token alone does not make a stream: some clients send one with every call, and the other tools never
+    report progress, so their answers would pay for a stream that carries nothing but the result.
+    """
+    params = message.get("params")
+    if message.get("method") != "tools/call" or not isinstance(params, dict):
+        return False
+    return cast(dict[str, Any], params).get("name") in STREAMING_TOOLS
+
+
+def _caller(scope: Scope) -> bytes | None:
+    """Who calls: the access key AccessKeyMiddleware accepted, or the bearer token (OAuth), and the tenant token."""
+    headers = dict(cast(list[tuple[bytes, bytes]], scope["headers"]))
+    credential: bytes | None = scope.get(CALLER_KEY) or headers.get(b"authorization")
+    return caller_identity(credential, headers.get(TOKEN_HEADER.lower().encode()))
 
 
 def _add_cors(app: Starlette, settings: Settings) -> None:

@@ -44,6 +44,7 @@ from experiture_mcp.history.progress import (
     progress_line,
     rate_pair,
 )
+from experiture_mcp.inflight import cancel_scope
 from experiture_mcp.memory import Memory, entry_from
 from experiture_mcp.models import CAMPAIGN_ID_DESCRIPTION, CampaignStatus, campaign_id_from, dump, is_campaign_id
 from experiture_mcp.render import describe_time, plain, quote, render_error, render_status, span, thousands
@@ -327,24 +328,30 @@ def register_wait(mcp: MCPServer[Any], request_token: Callable[[Context[Any, Any
         token = request_token(ctx)
         timeout = clamp_timeout(timeout_seconds)
         given, campaign_id = campaign_id, campaign_id_from(campaign_id) or campaign_id
+        wait: Wait | None = None
         try:
             if not is_campaign_id(campaign_id):
                 raise InvalidCampaignId(given)
-            wait = await wait_for(
-                state.client,
-                campaign_id,
-                token=token,
-                timeout=timeout,
-                interval=state.settings.wait_poll_seconds,
-                clock=state.clock,
-                report=ctx.report_progress,
-            )
+            # Over hosted HTTP the exchange's end or the caller's posted cancel ends the wait (inflight.py).
+            with cancel_scope(ctx.request_context.request):
+                wait = await wait_for(
+                    state.client,
+                    campaign_id,
+                    token=token,
+                    timeout=timeout,
+                    interval=state.settings.wait_poll_seconds,
+                    clock=state.clock,
+                    report=ctx.report_progress,
+                )
         except ExperitureError as exc:
             log.info("wait_for_run %s: %s", shown_id(campaign_id), exc)
             return error_result(render_error("wait_for_run", campaign_id, exc, over_http=ctx.headers is not None))
         except Exception:
             log.exception("wait_for_run %s crashed", shown_id(campaign_id))
             return internal_error_result(f"wait_for_run failed for campaign {campaign_id}")
+        if wait is None:  # cancelled: nobody reads the answer any more
+            log.info("wait_for_run %s: cancelled", shown_id(campaign_id))
+            return error_result("wait_for_run was cancelled before it finished.")
         result = wait.result()
         seen = [(campaign_id, o) for o in wait.observations]  # each check of the wait, in order
         state.memory.note(token or state.settings.token, [entry_from(result.status)], seen)
