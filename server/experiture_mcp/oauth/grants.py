@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from experiture_mcp.memory.store import Store, async_url
 from experiture_mcp.oauth.keys import Kind, ServerKey, UnsealError, new_token, token_hash
 from experiture_mcp.oauth.listener import CHANNEL, RevocationListener, listen_dsn
-from experiture_mcp.oauth.schema import clients, failures, grants, revocations, tokens, transactions
+from experiture_mcp.oauth.schema import clients, failures, grants, lineages, revocations, tokens, transactions
 
 __all__ = [
     "ACCESS_TTL",
@@ -105,6 +105,7 @@ class Verified:
     resource: str
     expires_at: datetime
     upstream_token: str
+    tenant: str  # whose campaign memory this grant's calls use
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,7 @@ class GrantStore:
             for grant_id in ids:
                 await self._revoke(conn, grant_id)
             removed = (await conn.execute(delete(clients).where(clients.c.client_id == client_id))).rowcount
+            await conn.execute(delete(lineages).where(lineages.c.client_id == client_id))
         return bool(removed)
 
     # Grants and codes.
@@ -242,8 +244,12 @@ class GrantStore:
         upstream_token: str,
         upstream_scopes: list[str],
     ) -> str:
-        """Seal the Experiture token in a new grant; the authorization code that redeems it."""
+        """Seal the Experiture token in a new grant; the authorization code that redeems it.
+
+        The grant continues the tenant of this client's earlier grants for the same Experiture token (consenting
+        again keeps the memory); any other grant starts a tenant of its own."""
         now = self._now()
+        lineage = self._key.lineage(client_id, upstream_token)
         grant_id = secrets.token_hex(16)
         code = new_token("code")
         sealed = self._key.seal(upstream_token, _aad(grant_id, client_id, resource), code, "code")
@@ -253,6 +259,11 @@ class GrantStore:
             "code_challenge": code_challenge,
         }
         async with self._store.begin(write=True) as conn:
+            new = self._insert(lineages).values(
+                lineage=lineage, client_id=client_id, tenant=secrets.token_hex(16), created_at=now, last_granted_at=now
+            )
+            await conn.execute(new.on_conflict_do_update(index_elements=["lineage"], set_={"last_granted_at": now}))
+            tenant = (await conn.execute(select(lineages.c.tenant).where(lineages.c.lineage == lineage))).scalar_one()
             await conn.execute(
                 insert(grants).values(
                     grant_id=grant_id,
@@ -266,6 +277,7 @@ class GrantStore:
                     ciphertext=sealed.ciphertext,
                     created_at=now,
                     expires_at=now + GRANT_MAX_AGE,
+                    tenant=tenant,
                 )
             )
             await self._add_token(conn, code, "code", grant_id, sealed.wrapped_key, now + CODE_TTL, details)
@@ -407,6 +419,7 @@ class GrantStore:
             row.resource,
             _aware(row.expires_at),
             upstream,
+            row.tenant or row.grant_id,
         )
 
     # Consent transactions and failed pastes.
@@ -525,7 +538,8 @@ class GrantStore:
     async def sweep(self) -> int:
         """Delete expired tokens, transactions, failure windows, old revoked or expired grants; how many rows.
 
-        Idempotent, so any process may run it at any time; on PostgreSQL one replica at a time (the others skip)."""
+        Idempotent, so any process may run it at any time; on PostgreSQL one replica at a time (the others skip).
+        Lineages stay: a user who consents again, even long after, finds the memory of before."""
         now = self._now()
         removed = 0
         async with self._store.begin(write=True) as conn:

@@ -77,6 +77,7 @@ class GrantVerifier:
             subject=verified.grant_id,
             grant_id=verified.grant_id,
             upstream=SecretStr(verified.upstream_token),
+            tenant=verified.tenant,
         )
         if dropped != self._dropped:
             return access  # yet another revocation meanwhile: answer, but cache nothing
