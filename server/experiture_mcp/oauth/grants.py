@@ -2,7 +2,9 @@
 
 A grant is one user's consent for one client: its Experiture token sealed (keys.py), the scopes, the resource.
 Codes, access and refresh tokens are rows keyed by their hash, each holding the grant's data key wrapped for it.
-A second use of a code or a refresh token revokes the whole grant (it was stolen or replayed).
+A second use of a code or a refresh token revokes the whole grant (it was stolen or replayed). On PostgreSQL a
+revocation also sends NOTIFY, heard by every process's RevocationListener at its commit. Each grant names its
+memory tenant, continued by later grants of the same client for the same Experiture token (its lineage).
 """
 
 from __future__ import annotations
