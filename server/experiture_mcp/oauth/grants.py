@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import anyio
 from sqlalchemy import Row, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from experiture_mcp.memory.store import Store, async_url
 from experiture_mcp.oauth.keys import Kind, ServerKey, UnsealError, new_token, token_hash
-from experiture_mcp.oauth.listener import CHANNEL, RevocationListener, listen_dsn
+from experiture_mcp.oauth.listener import APPLICATION_NAME, CHANNEL, RevocationListener, listen_dsn
 from experiture_mcp.oauth.schema import clients, failures, grants, lineages, revocations, tokens, transactions
 
 __all__ = [
@@ -50,6 +49,9 @@ GRANT_MAX_AGE = timedelta(days=90)  # refreshing never extends a grant past this
 FAILURE_WINDOW_KEPT = timedelta(hours=1)  # failed-paste windows older than this are swept
 REVOCATIONS_KEPT = timedelta(days=1)  # revocation rows older than this are swept (the newest one stays)
 _SWEEP_LOCK = zlib.crc32(b"experiture-mcp oauth sweep")  # PostgreSQL advisory lock key: one sweeper at a time
+_LISTENERS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = :name"
+)
 Clock = Callable[[], datetime]
 
 
@@ -134,7 +136,7 @@ class GrantStore:
         self._insert = store.dialect_insert
         self._listeners: list[Callable[[str], None]] = []
         self._reconnected: list[Callable[[], None]] = []
-        self._echoes: dict[AsyncConnection, list[tuple[str, anyio.Event]]] = {}
+        self._echoes: dict[AsyncConnection, list[tuple[str, int]]] = {}  # per transaction: (grant, listeners)
         self.listener = RevocationListener(listen_dsn(listen_url), self._heard, self._heard_all) if listen_url else None
 
     def on_revoke(self, listener: Callable[[str], None]) -> None:
@@ -171,9 +173,10 @@ class GrantStore:
 
     @asynccontextmanager
     async def _writing(self) -> AsyncGenerator[AsyncConnection]:
-        """A write transaction; when it revoked grants, this returns after its commit, once the revocations were
-        heard back by this process's listener (so every listener was signalled), or ECHO_SECONDS passed."""
-        expected: list[tuple[str, anyio.Event]] = []
+        """A write transaction; when it revoked grants, this returns after its commit, once every listening process
+        acknowledged that it dropped them (PostgreSQL), or ECHO_SECONDS passed."""
+        expected: list[tuple[str, int]] = []
+        committed = False
         try:
             async with self._store.begin(write=True) as conn:
                 self._echoes[conn] = expected
@@ -181,12 +184,13 @@ class GrantStore:
                     yield conn
                 finally:
                     del self._echoes[conn]
+            committed = True
             if expected and self.listener is not None:
-                await self.listener.echoed(expected)
+                await self.listener.acknowledged(expected)  # discards them
         finally:
-            if self.listener is not None:
-                for grant_id, event in expected:
-                    self.listener.discard(grant_id, event)
+            if not committed and self.listener is not None:
+                for grant_id, _ in expected:
+                    self.listener.discard(grant_id)
 
     # Clients.
 
@@ -516,7 +520,10 @@ class GrantStore:
             await conn.execute(select(func.pg_notify(CHANNEL, grant_id)))
             expected = self._echoes.get(conn)
             if expected is not None and self.listener.connected:
-                expected.append((grant_id, self.listener.expect(grant_id)))
+                # Every process listening now acknowledges once it dropped the grant (this one's listener too).
+                listening = (await conn.execute(_LISTENERS, {"name": APPLICATION_NAME})).scalar()
+                self.listener.expect(grant_id)
+                expected.append((grant_id, int(listening or 0)))
         changed = await conn.execute(
             update(grants)
             .where(grants.c.grant_id == grant_id, grants.c.revoked_at.is_(None))

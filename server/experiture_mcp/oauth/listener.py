@@ -1,7 +1,10 @@
 """RevocationListener: PostgreSQL LISTEN for revocations committed by any process, so caches drop them at once.
 
-A revocation sends NOTIFY in its own transaction (grants.py), delivered on commit to every listening process.
-The listener reconnects when its connection drops; the poll of the revocation mark (verifier.py) covers the gap.
+A revocation sends NOTIFY in its own transaction (grants.py), delivered at its commit to every listening process.
+Each listener drops the grant from its caches, then acknowledges on a second channel; the revoking process waits
+(bounded) until every listener it counted before its commit has acknowledged, so that once it answers, no process
+still trusts the grant. A listener reconnects when its connection drops; the revocation-mark poll (verifier.py)
+covers the gap.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from sqlalchemy.engine import make_url
 
 from experiture_mcp.logs import redact
 
-__all__ = ["CHANNEL", "ECHO_SECONDS", "RevocationListener", "listen_dsn"]
+__all__ = ["ACK_CHANNEL", "APPLICATION_NAME", "CHANNEL", "ECHO_SECONDS", "RevocationListener", "listen_dsn"]
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "experiture_oauth_revoked"
-ECHO_SECONDS = 0.2  # how long a revoking process waits to hear its own NOTIFY (then every listener was signalled)
+CHANNEL = "experiture_oauth_revoked"  # payload: the grant id
+ACK_CHANNEL = "experiture_oauth_revoked_heard"  # payload: the grant id; sent by each listener that dropped it
+APPLICATION_NAME = "experiture-mcp revocation listener"  # how a revoking process counts the listeners
+ECHO_SECONDS = 1.0  # longest wait of a revoking process for every listener's acknowledgment (a few ms when idle)
 CONNECT_SECONDS = 10
 RETRY_SECONDS = 1.0  # after a failed or dropped connection
 CHECK_SECONDS = 30.0  # how often an idle connection is checked (a silently dropped one is noticed)
@@ -32,14 +37,18 @@ def listen_dsn(url: str) -> str:
 
 
 class RevocationListener:
-    """One connection that LISTENs on CHANNEL; calls on_revoked(grant_id) per notification, on_connected() per
-    (re)connection (what was missed meanwhile is unknown, so caches start over)."""
+    """One connection that LISTENs on CHANNEL; calls on_revoked(grant_id) per notification and acknowledges it,
+    and on_connected() per (re)connection (what was missed meanwhile is unknown, so caches start over)."""
 
     def __init__(self, dsn: str, on_revoked: Callable[[str], None], on_connected: Callable[[], None]) -> None:
         self._dsn = dsn
         self._on_revoked = on_revoked
         self._on_connected = on_connected
-        self._waiting: dict[str, set[anyio.Event]] = {}
+        self._waiting: dict[str, int] = {}  # grant ids whose acknowledgments someone waits for, and how many wait
+        self._acks: dict[str, set[int]] = {}  # for those: the backend pids of the listeners that acknowledged
+        self._acked = anyio.Event()  # set (and replaced) at every acknowledgment
+        self._outbox: list[str] = []  # grant ids this listener heard and has yet to acknowledge
+        self._wake = anyio.Event()
         self._connected = False
         self.ready = anyio.Event()  # set on the first connection
         self.connections = 0  # how many times it connected (tests watch reconnections)
@@ -49,37 +58,48 @@ class RevocationListener:
         """Whether notifications are being heard right now."""
         return self._connected
 
-    def expect(self, grant_id: str) -> anyio.Event:
-        """An event set when this grant's revocation is heard (register before the commit, then wait on it)."""
-        event = anyio.Event()
-        self._waiting.setdefault(grant_id, set()).add(event)
-        return event
+    def expect(self, grant_id: str) -> None:
+        """Start collecting acknowledgments of this grant's revocation (before the commit that sends it)."""
+        self._waiting[grant_id] = self._waiting.get(grant_id, 0) + 1
+        self._acks.setdefault(grant_id, set())
 
-    def discard(self, grant_id: str, event: anyio.Event) -> None:
-        """Stop expecting (heard, timed out or rolled back)."""
-        waiting = self._waiting.get(grant_id)
-        if waiting is not None:
-            waiting.discard(event)
-            if not waiting:
-                del self._waiting[grant_id]
+    def discard(self, grant_id: str) -> None:
+        """Stop collecting them (heard, timed out or rolled back)."""
+        left = self._waiting.get(grant_id, 0) - 1
+        if left > 0:
+            self._waiting[grant_id] = left
+        else:
+            self._waiting.pop(grant_id, None)
+            self._acks.pop(grant_id, None)
 
-    async def echoed(self, expected: Iterable[tuple[str, anyio.Event]]) -> bool:
-        """Wait up to ECHO_SECONDS for these revocations to be heard here; whether they all were."""
+    async def acknowledged(self, expected: Iterable[tuple[str, int]]) -> bool:
+        """Wait up to ECHO_SECONDS until each (grant id, listeners) was acknowledged by that many listeners (this
+        one included); whether they all were. Call after expect and the commit; discards them."""
         expected = list(expected)
         try:
             with anyio.move_on_after(ECHO_SECONDS):
-                for _, event in expected:
-                    await event.wait()
-                return True
+                while True:
+                    acked = self._acked  # taken before the check: an acknowledgment after it sets this one
+                    if all(len(self._acks.get(grant_id, ())) >= n for grant_id, n in expected):
+                        return True
+                    await acked.wait()
+            log.info("OAuth: a revocation was not acknowledged by every process within %g s", ECHO_SECONDS)
             return False
         finally:
-            for grant_id, event in expected:
-                self.discard(grant_id, event)
+            for grant_id, _ in expected:
+                self.discard(grant_id)
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self._on_revoked(payload)
-        for event in self._waiting.pop(payload, set()):
-            event.set()
+        self._outbox.append(payload)
+        self._wake.set()
+
+    def _acknowledged(self, _conn: object, pid: int, _channel: str, payload: str) -> None:
+        acks = self._acks.get(payload)
+        if acks is not None:
+            acks.add(pid)
+            self._acked.set()
+            self._acked = anyio.Event()
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting after any failure (logged once until it works again)."""
@@ -89,7 +109,9 @@ class RevocationListener:
         failing = False
         while True:
             try:
-                conn = await connect(self._dsn, timeout=CONNECT_SECONDS)
+                conn = await connect(
+                    self._dsn, timeout=CONNECT_SECONDS, server_settings={"application_name": APPLICATION_NAME}
+                )
             except Exception as exc:
                 if not failing:
                     log.warning(
@@ -101,27 +123,9 @@ class RevocationListener:
                 await anyio.sleep(RETRY_SECONDS)
                 continue
             try:
-                closed = anyio.Event()
-
-                def on_close(_: object, closed: anyio.Event = closed) -> None:
-                    closed.set()
-
-                conn.add_termination_listener(on_close)
-                await conn.add_listener(CHANNEL, self._notified)
-                self._connected = True
-                self.connections += 1
-                self._on_connected()
-                self.ready.set()
-                log.log(logging.INFO if failing else logging.DEBUG, "OAuth: listening for revocations on PostgreSQL")
-                failing = False
-                while not closed.is_set():
-                    with anyio.move_on_after(CHECK_SECONDS):
-                        await closed.wait()
-                    if not closed.is_set():
-                        await conn.fetchval("SELECT 1", timeout=CONNECT_SECONDS)
-                raise ConnectionError("the connection closed")
+                await self._serve(conn, failing)
             except Exception as exc:
-                if not failing:
+                if self._connected or not failing:  # once per outage: a drop, or the first failure
                     log.warning(
                         "OAuth: the revocation listener's connection dropped (%s); reconnecting",
                         redact(f"{type(exc).__name__}: {exc}")[:300],
@@ -131,3 +135,32 @@ class RevocationListener:
                 self._connected = False
                 conn.terminate()
             await anyio.sleep(RETRY_SECONDS)
+
+    async def _serve(self, conn: Any, failing: bool) -> None:
+        """Listen on one connection, acknowledging what is heard, until it fails (raises)."""
+        closed = False
+
+        def on_close(_: object) -> None:
+            nonlocal closed
+            closed = True
+            self._wake.set()
+
+        conn.add_termination_listener(on_close)
+        await conn.add_listener(ACK_CHANNEL, self._acknowledged)
+        await conn.add_listener(CHANNEL, self._notified)
+        self._outbox.clear()  # heard on an earlier connection: its acknowledgment is no longer awaited
+        self._connected = True
+        self.connections += 1
+        self._on_connected()
+        self.ready.set()
+        log.log(logging.INFO if failing else logging.DEBUG, "OAuth: listening for revocations on PostgreSQL")
+        while True:
+            self._wake = anyio.Event()  # before the outbox is read: what arrives meanwhile wakes the wait below
+            while self._outbox and not closed:
+                await conn.execute("SELECT pg_notify($1, $2)", ACK_CHANNEL, self._outbox.pop(0))
+            if closed:
+                raise ConnectionError("the connection closed")
+            with anyio.move_on_after(CHECK_SECONDS) as idle:
+                await self._wake.wait()
+            if idle.cancelled_caught:
+                await conn.fetchval("SELECT 1", timeout=CONNECT_SECONDS)
