@@ -201,6 +201,39 @@ async def test_each_grant_is_its_own_tenant(hosted: Hosted) -> None:
     assert mine.is_error  # acme's campaign is not globex's
 
 
+async def test_grants_with_the_same_token_keep_apart_unless_the_same_client_consents_again(hosted: Hosted) -> None:
+    summer = DEMO_CAMPAIGNS["summer-email"]
+    first = Memory()  # one host's token storage: its client registration outlives its tokens
+    async with signed_in(hosted, "auto", [DEMO_TOKEN], storage=first) as one:
+        assert not (await one.client.call_tool("get_status", {"campaign_id": SPRING})).is_error
+        assert SPRING in text_of(await one.client.call_tool("find_campaigns", {"query": "spring"}))
+
+    async with signed_in(hosted, "auto", [DEMO_TOKEN]) as other:  # another client, the same Experiture token
+        assert other.storage.client is not None and first.client is not None
+        assert other.storage.client.client_id != first.client.client_id
+        found = text_of(await other.client.call_tool("find_campaigns", {"query": "spring"}))
+        history = text_of(await other.client.call_tool("get_history", {"campaign_id": SPRING}))
+        assert not (await other.client.call_tool("get_status", {"campaign_id": summer})).is_error
+    assert SPRING not in found and "No campaigns are remembered for this account yet" in found
+    assert f"No history of campaign {SPRING}" in history
+
+    first.tokens = None  # the host lost its tokens (or the grant reached its maximum age): it consents again
+    async with signed_in(hosted, "auto", [DEMO_TOKEN], storage=first) as again:
+        found = text_of(await again.client.call_tool("find_campaigns", {"query": "spring"}))
+        history = text_of(await again.client.call_tool("get_history", {"campaign_id": SPRING}))
+        summer_found = text_of(await again.client.call_tool("find_campaigns", {"query": "summer"}))
+    assert again.browser.pages, "a new consent, so a new grant"
+    assert SPRING in found and f"History of campaign {SPRING}" in history  # its earlier memory
+    assert summer not in summer_found  # the other client's lookups are still not its own
+
+    first.tokens = None
+    async with signed_in(hosted, "auto", [TENANT_B_TOKEN], storage=first) as switched:  # same client, other token
+        found = text_of(await switched.client.call_tool("find_campaigns", {"query": "spring"}))
+        history = text_of(await switched.client.call_tool("get_history", {"campaign_id": SPRING}))
+    assert SPRING not in found and "No campaigns are remembered for this account yet" in found
+    assert f"No history of campaign {SPRING}" in history
+
+
 async def test_page_headers_forbid_framing_caching_and_external_assets(hosted: Hosted) -> None:
     browser = Browser([])
     metadata = OAuthClientMetadata(redirect_uris=[AnyUrl(CALLBACK)], token_endpoint_auth_method="none")

@@ -256,3 +256,82 @@ async def test_nothing_secret_is_stored_in_clear(tmp_path: Path, clock: Clock) -
         assert secret.encode() not in raw
         assert secret[len("exmcp_at_") :].encode() not in raw  # nor the random part without its prefix
     assert b"client-secret-value" not in raw
+
+
+async def tenant_of(store: GrantStore, client_id: str, upstream: str) -> str:
+    code = await store.create_grant(
+        client_id=client_id,
+        redirect_uri="https://claude.ai/api/mcp/auth_callback",
+        redirect_uri_provided_explicitly=True,
+        code_challenge="challenge",
+        scopes=["campaigns:read"],
+        resource=RESOURCE,
+        upstream_token=upstream,
+        upstream_scopes=["campaigns:read"],
+    )
+    issued = await store.redeem_code(code)
+    assert issued is not None
+    verified = await store.verify(issued.access_token)
+    assert verified is not None
+    return verified.tenant
+
+
+async def test_a_new_grant_continues_its_clients_tenant_for_the_same_token_and_no_other(
+    store: GrantStore, clock: Clock
+) -> None:
+    first = await tenant_of(store, CLIENT, UPSTREAM)
+    assert await tenant_of(store, CLIENT, UPSTREAM) == first  # the same client consents again with the same token
+    assert await tenant_of(store, "client-2", UPSTREAM) != first  # another client, the same token
+    assert await tenant_of(store, CLIENT, "demo-tenant-b") != first  # the same client, another token
+    assert len({first, await tenant_of(store, "client-2", UPSTREAM), await tenant_of(store, "client-3", UPSTREAM)}) == 3
+
+    for info in await store.grant_list():  # every grant revoked, then past its maximum age, then swept
+        await store.revoke_grant(info.grant_id)
+    clock.now += GRANT_MAX_AGE + timedelta(days=1)
+    await store.sweep()
+    assert await store.grant_list() == []
+    assert await tenant_of(store, CLIENT, UPSTREAM) == first  # months later: the memory of before
+
+    await store.put_client("static-1", "static", {}, None)
+    static = await tenant_of(store, "static-1", UPSTREAM)
+    assert await store.delete_client("static-1") is True  # a removed client's lineage goes with it
+    assert await tenant_of(store, "static-1", UPSTREAM) != static
+
+
+async def test_grants_from_before_tenants_each_become_their_own_tenant(database_url: str, clock: Clock) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+    from sqlalchemy.engine import Connection
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from experiture_mcp.memory import store as store_module
+
+    engine = create_async_engine(store_module.async_url(database_url))
+
+    def to_0004(conn: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+
+    row = (
+        "INSERT INTO experiture_oauth_grants (grant_id, client_id, redirect_uri, resource, scopes, upstream_scopes, "
+        "fingerprint, key_id, ciphertext, created_at, expires_at) VALUES (:g, 'c', 'https://x/cb', 'r', '', '', 'f', "
+        "'k', :b, :t, :t)"
+    )
+    async with engine.begin() as conn:
+        await conn.run_sync(to_0004)
+        for grant_id in ("a" * 32, "b" * 32):
+            await conn.execute(text(row), {"g": grant_id, "b": b"x", "t": clock.now})
+    await engine.dispose()
+
+    store = await GrantStore.open(database_url, SECRET, clock)  # upgrades to 0005
+    await store.aclose()
+    engine = create_async_engine(store_module.async_url(database_url))
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT grant_id, tenant FROM experiture_oauth_grants"))).all()
+    finally:
+        await engine.dispose()
+    assert sorted((r.grant_id, r.tenant) for r in rows) == [("a" * 32, "a" * 32), ("b" * 32, "b" * 32)]

@@ -102,6 +102,12 @@ def _request_token(ctx: Context[AppState]) -> str | None:
     return None
 
 
+def _request_tenant() -> str | None:
+    """The calling request's own memory tenant: its OAuth grant's, or None (the tenant is its API token's)."""
+    access = get_access_token()
+    return access.tenant if isinstance(access, GrantAccessToken) else None
+
+
 def build_server(  # noqa: C901 - the handlers are closures over one server
     settings: Settings,
     transport: httpx2.AsyncBaseTransport | None = None,
@@ -113,7 +119,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
     """A server whose API client talks to settings.base_url, or through `transport` when given (tests, demo)."""
     register_secret(settings.token)
     now: Clock = clock or (lambda: datetime.now(UTC))
-    memory = Memory(settings, now)
+    memory = Memory(settings, now, tenancy=_request_tenant)  # OAuth mode: each grant's own memory
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:

@@ -57,6 +57,8 @@ HOW_REMEMBERED = (
     "Ask the user for the campaign's id or a link to it from the Experiture app, then look it up once."
 )
 Clock = Callable[[], datetime]
+Tenancy = Callable[[], str | None]  # the calling request's own tenant (OAuth: its grant's), or None: the token's
+Caller = tuple[str, str | None]  # the caller's API token, and its own tenant when it has one
 Seed = Callable[[str], Awaitable[list[Entry]]]
 HistorySeed = Callable[[str], list[tuple[str, Observation]]]
 
@@ -96,10 +98,14 @@ def _merge(old: Entry, new: Entry) -> Entry:
 
 
 class Memory:
-    """Remembered campaigns of every tenant that calls this server; a tenant is a keyed hash of its API token."""
+    """Remembered campaigns of every tenant that calls this server; a tenant is a keyed hash of its API token, or
+    the tenant `tenancy` names for the calling request (OAuth mode: its grant's, see oauth/grants.py)."""
 
-    def __init__(self, settings: Settings, clock: Clock, seed: Seed | None = None) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock, seed: Seed | None = None, tenancy: Tenancy | None = None
+    ) -> None:
         self.enabled = settings.memory
+        self._tenancy = tenancy
         self._settings = settings
         self._clock = clock
         self.seed = seed  # fills an empty tenant on first use (the demo's own campaigns)
@@ -111,11 +117,11 @@ class Memory:
         self._keys: dict[str, str] = {}
         self._indexes: dict[str, tuple[int, Index]] = {}
         self._seeded: set[str] = set()
-        self._pending: dict[tuple[str, str], Entry] = {}
-        self._written: dict[tuple[str, str], tuple[Entry, float]] = {}
+        self._pending: dict[tuple[Caller, str], Entry] = {}
+        self._written: dict[tuple[Caller, str], tuple[Entry, float]] = {}
         self._wake: anyio.Event | None = None
-        self._observed: list[tuple[str, str, Observation]] = []
-        self._timelines: dict[tuple[str, str], list[Snapshot]] = {}
+        self._observed: list[tuple[Caller, str, Observation]] = []
+        self._timelines: dict[tuple[Caller, str], list[Snapshot]] = {}
         self.history_seed: HistorySeed | None = None  # past checks of the demo's campaigns, for a tenant without any
         self._history_seeded: set[str] = set()
 
@@ -190,9 +196,10 @@ class Memory:
         """Queue what an answer showed about campaigns (and their latest runs); written soon after, off its path."""
         if not self.enabled or token is None:
             return
+        caller = self._caller(token)
         for campaign_id, observation in observations:
-            key = (token, campaign_id.lower())
-            self._observed.append((token, key[1], observation))
+            key = (caller, campaign_id.lower())
+            self._observed.append((caller, key[1], observation))
             timeline = self._timelines.get(key)
             if timeline is not None:  # else it is read from the store, after this is written, when next needed
                 self._timelines[key] = record(timeline, observation)[:_TIMELINE_LENGTH]
@@ -200,7 +207,7 @@ class Memory:
         for entry in entries:
             if entry is None:
                 continue
-            key = (token, entry.campaign_id.lower())
+            key = (caller, entry.campaign_id.lower())
             pending = self._pending.get(key)
             merged = _merge(pending, entry) if pending is not None else entry
             last = self._written.get(key)
@@ -226,14 +233,14 @@ class Memory:
         while self._pending or self._observed:
             await self._flush_observed()
             batch, self._pending = self._pending, {}
-            by_token: dict[str, list[Entry]] = {}
-            for (token, _), entry in batch.items():
-                by_token.setdefault(token, []).append(entry)
-            stored: set[str] = set()
-            for token, entries in by_token.items():
+            by_caller: dict[Caller, list[Entry]] = {}
+            for (caller, _), entry in batch.items():
+                by_caller.setdefault(caller, []).append(entry)
+            stored: set[Caller] = set()
+            for caller, entries in by_caller.items():
                 try:
-                    await self.remember(token, entries)
-                    stored.add(token)
+                    await self._remember(caller, entries)
+                    stored.add(caller)
                 except MemoryUnavailable as exc:
                     log.info("memory: %d entries not stored: %s", len(entries), exc)
             now = time.monotonic()
@@ -245,13 +252,13 @@ class Memory:
 
     async def _flush_observed(self) -> None:
         observed, self._observed = self._observed, []
-        by_token: dict[str, list[tuple[str, Observation]]] = {}
-        for token, campaign_id, observation in observed:
-            by_token.setdefault(token, []).append((campaign_id, observation))
+        by_caller: dict[Caller, list[tuple[str, Observation]]] = {}
+        for caller, campaign_id, observation in observed:
+            by_caller.setdefault(caller, []).append((campaign_id, observation))
         keep_after = self._clock() - timedelta(days=self._settings.history_days)
-        for token, items in by_token.items():
+        for caller, items in by_caller.items():
             try:
-                store, tenant = await self._tenant(token)
+                store, tenant = await self._tenant(caller)
                 await store.record(tenant, items, keep_after=keep_after, cap=HISTORY_CAP)
             except MemoryUnavailable as exc:
                 log.info("memory: %d snapshots not stored: %s", len(items), exc)
@@ -307,9 +314,15 @@ class Memory:
             log.info("memory of campaigns: %s", self.where)
             return self._store
 
-    async def _tenant(self, token: str | None) -> tuple[Store, str]:
-        token = self._check(token)
+    def _caller(self, token: str | None) -> Caller:
+        """Who calls: the token, and the request's own tenant when the server knows one (read while in the request)."""
+        return self._check(token), self._tenancy() if self._tenancy is not None else None
+
+    async def _tenant(self, caller: Caller) -> tuple[Store, str]:
+        token, own = caller
         store = await self._open()
+        if own is not None:
+            return store, own  # already a random id of no one's token (OAuth grants)
         key = self._keys.get(token)
         if key is None:
             configured = self._settings.memory_secret
@@ -383,22 +396,26 @@ class Memory:
 
     async def remember(self, token: str | None, entries: list[Entry]) -> None:
         """Store entries now (imports; tool answers go through note)."""
-        store, tenant = await self._tenant(token)
+        await self._remember(self._caller(token), entries)
+
+    async def _remember(self, caller: Caller, entries: list[Entry]) -> None:
+        store, tenant = await self._tenant(caller)
         try:
             await store.remember(tenant, entries, self._clock())
         except Exception as exc:
             raise self._fault(exc) from None
 
     async def _index(self, token: str | None) -> Index:
+        caller = self._caller(token)
         await self.flush()
-        store, tenant = await self._tenant(token)
+        store, tenant = await self._tenant(caller)
         from experiture_mcp.memory.catalog import Index
 
         try:
             if self.seed is not None and tenant not in self._seeded:
                 # Once per process and tenant, whatever was written before (a lookup may come before any read).
                 self._seeded.add(tenant)
-                await store.remember(tenant, await self.seed(self._check(token)), self._clock())
+                await store.remember(tenant, await self.seed(caller[0]), self._clock())
             version = await store.version(tenant)
             cached = self._indexes.get(tenant)
             if cached is not None and cached[0] == version:
@@ -429,7 +446,7 @@ class Memory:
 
     async def timeline(self, token: str | None, campaign_id: str) -> list[Snapshot]:
         """A campaign's recent snapshots, newest first, from this process when it has them (no read then)."""
-        key = (self._check(token), campaign_id.lower())
+        key = (self._caller(token), campaign_id.lower())
         cached = self._timelines.get(key)
         if cached is not None:
             return cached
@@ -441,12 +458,13 @@ class Memory:
 
     async def history(self, token: str | None, campaign_id: str, limit: int | None = None) -> list[Snapshot]:
         """A campaign's stored snapshots, newest first (what was queued is written first)."""
+        caller = self._caller(token)
         await self.flush()
-        store, tenant = await self._tenant(token)
+        store, tenant = await self._tenant(caller)
         try:
             if self.history_seed is not None and tenant not in self._history_seeded:
                 self._history_seeded.add(tenant)
-                await self._seed_history(store, tenant, self.history_seed(self._check(token)))
+                await self._seed_history(store, tenant, self.history_seed(caller[0]))
             snapshots = await store.snapshots(tenant, campaign_id, limit)
         except Exception as exc:
             raise self._fault(exc) from None
@@ -462,9 +480,10 @@ class Memory:
 
     async def forget(self, token: str | None, campaign_ids: list[str] | None) -> int:
         """Remove some (or, with None, all) of this tenant's entries and their history; how many were removed."""
-        store, tenant = await self._tenant(token)
-        self._pending = {k: v for k, v in self._pending.items() if k[0] != token}
-        self._observed = [o for o in self._observed if o[0] != token]
+        caller = self._caller(token)
+        store, tenant = await self._tenant(caller)
+        self._pending = {k: v for k, v in self._pending.items() if k[0] != caller}
+        self._observed = [o for o in self._observed if o[0] != caller]
         self._timelines.clear()
         self._written.clear()
         try:

@@ -13,3 +13,4 @@ class GrantAccessToken(AccessToken):
 
     grant_id: str
     upstream: SecretStr
+    tenant: str  # whose campaign memory: the grant's tenant (consenting again with the same token keeps it)

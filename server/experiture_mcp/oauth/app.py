@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from experiture_mcp.config import ConfigError, Settings
+from experiture_mcp.logs import redact
 from experiture_mcp.oauth.access import GrantAccessToken
 from experiture_mcp.oauth.cimd import CimdFetcher
 from experiture_mcp.oauth.consent import Consent, TokenCheck
@@ -50,7 +51,7 @@ from experiture_mcp.oauth.provider import (
 )
 from experiture_mcp.oauth.verifier import GrantVerifier
 
-__all__ = ["MAX_REGISTRATION_BYTES", "OAuth", "UpstreamGuard", "check_oauth_settings"]
+__all__ = ["MAX_REGISTRATION_BYTES", "SWEEP_SECONDS", "OAuth", "UpstreamGuard", "check_oauth_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ MAX_REGISTRATION_BYTES = 16 * 1024
 AS_METADATA_PATH = "/.well-known/oauth-authorization-server"
 PRM_ROOT_PATH = "/.well-known/oauth-protected-resource"
 MCP_PATH = "/mcp"
+SWEEP_SECONDS = 600.0  # how often each process deletes expired and revoked rows (idempotent: any may do it)
+LISTEN_WAIT_SECONDS = 5.0  # how long start-up waits for the revocation listener (PostgreSQL), then goes on
+RETRY_SECONDS = 5.0  # after the store failed to open for the listener
 
 
 def check_oauth_settings(settings: Settings) -> tuple[str, str]:
@@ -106,6 +110,8 @@ class OAuth:
         transport: httpx2.AsyncBaseTransport | None,
         database_url: str,
         cimd: CimdFetcher | None = None,
+        clock: Callable[[], datetime] | None = None,
+        sweep_seconds: float = SWEEP_SECONDS,
     ) -> None:
         issuer, secret = check_oauth_settings(settings)
         self.settings = settings
@@ -116,6 +122,9 @@ class OAuth:
         self._url = database_url
         self._grants: GrantStore | None = None
         self._lock: anyio.Lock | None = None
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.sweep_seconds = sweep_seconds
+        self.cimd = cimd or CimdFetcher()
         self.inner_transport = transport or httpx2.AsyncHTTPTransport(
             limits=httpx2.Limits(
                 max_connections=settings.max_concurrency, max_keepalive_connections=settings.max_concurrency
@@ -124,7 +133,7 @@ class OAuth:
         self.upstream = UpstreamGuard(self.inner_transport, self._upstream_unauthorized)
         self.verifier = GrantVerifier(self.store)
         csrf_key = hmac.new(secret.encode(), b"experiture-mcp/oauth/csrf/v1", hashlib.sha256).digest()
-        self.provider = GrantProvider(self.store, self.verifier, issuer, self.resource, csrf_key, cimd)
+        self.provider = GrantProvider(self.store, self.verifier, issuer, self.resource, csrf_key, self.cimd)
         # Validated from strings, so that the models keep the origin without a trailing slash (exact issuer).
         self.auth = AuthSettings.model_validate(
             {"issuer_url": issuer, "resource_server_url": self.resource, "validate_token_resource": True}
@@ -138,7 +147,7 @@ class OAuth:
             self._lock = anyio.Lock()
         async with self._lock:
             if self._grants is None:
-                grants = await GrantStore.open(self._url, self._secret, lambda: datetime.now(UTC))
+                grants = await GrantStore.open(self._url, self._secret, self._clock)
                 await grants.sweep()
                 self._grants = grants
         return self._grants
@@ -148,6 +157,78 @@ class OAuth:
         if self._grants is not None:
             await self._grants.aclose()
             self._grants = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncGenerator[None]:
+        """While the app runs: sweep expired rows every sweep_seconds and, on PostgreSQL, listen for revocations
+        (start-up waits a little for the listener, so that the first requests are covered); close at the end."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._sweeping)
+                if self._url.startswith(("postgresql", "postgres:")):
+                    tg.start_soon(self._listening)
+                    with anyio.move_on_after(LISTEN_WAIT_SECONDS):
+                        await self._listener_ready()
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
+
+    async def sweep(self) -> int:
+        """Delete expired and revoked rows now, and stale cached client metadata; how many rows."""
+        self.cimd.prune()
+        return await (await self.store()).sweep()
+
+    async def _sweeping(self) -> None:
+        failing = False
+        while True:
+            await anyio.sleep(self.sweep_seconds)
+            try:
+                removed = await self.sweep()
+            except Exception as exc:
+                if not failing:  # once, until a sweep works again: a database outage must not flood the log
+                    log.warning(
+                        "OAuth: sweeping expired rows failed (%s); retried every %g s",
+                        redact(f"{type(exc).__name__}: {exc}")[:300],
+                        self.sweep_seconds,
+                    )
+                failing = True
+                continue
+            if failing:
+                log.info("OAuth: sweeping expired rows works again")
+            failing = False
+            log.debug("OAuth: swept %d expired or revoked rows", removed)
+
+    async def _listener_ready(self) -> None:
+        while True:
+            try:
+                store = await self.store()
+            except Exception:
+                await anyio.sleep(0.1)  # _listening logs it
+                continue
+            if store.listener is not None:
+                await store.listener.ready.wait()
+            return
+
+    async def _listening(self) -> None:
+        failing = False
+        while True:
+            try:
+                store = await self.store()
+            except Exception as exc:
+                if not failing:
+                    log.warning(
+                        "OAuth: the grant store cannot be opened (%s); retrying",
+                        redact(f"{type(exc).__name__}: {exc}")[:300],
+                    )
+                failing = True
+                await anyio.sleep(RETRY_SECONDS)
+                continue
+            await store.listen()
+            return
 
     async def _upstream_unauthorized(self, grant_id: str) -> None:
         log.info("Experiture rejected the token of grant %s: the grant ends", grant_id[:8])
@@ -256,17 +337,14 @@ class OAuth:
         ]
 
     def install(self, app: Starlette) -> None:
-        """Add the routes to the MCP app, and close the store when it stops."""
+        """Add the routes to the MCP app; sweep and listen while it runs (running), close the store when it stops."""
         app.router.routes.extend(self.routes())
         original = app.router.lifespan_context
 
         @asynccontextmanager
         async def lifespan(started: Starlette) -> AsyncGenerator[Any]:
-            async with original(started) as state:
-                try:
-                    yield state
-                finally:
-                    await self.aclose()
+            async with original(started) as state, self.running():
+                yield state
 
         app.router.lifespan_context = lifespan
 

@@ -66,6 +66,14 @@ class CimdFetcher:
         self._cache[client_id] = (document, time.monotonic() + ttl)
         return document
 
+    def prune(self) -> int:
+        """Drop cached answers past their time; how many."""
+        now = time.monotonic()
+        stale = [client_id for client_id, (_, until) in self._cache.items() if until <= now]
+        for client_id in stale:
+            del self._cache[client_id]
+        return len(stale)
+
     def _allowed(self, address: str) -> bool:
         ip = ipaddress.ip_address(address)
         return ip.is_global or (self._allow_loopback and ip.is_loopback)

@@ -17,6 +17,7 @@ from experiture_mcp.config import Settings
 __all__ = ["add_oauth_command", "run_oauth"]
 
 STATIC_PREFIX = "exmcp_client_"
+LISTEN_WAIT_SECONDS = 3.0  # how long a revocation waits to connect its listener (PostgreSQL), then goes on
 
 
 def add_oauth_command(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -83,9 +84,21 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             return await _add(store, args)
         if args.action == "list":
             return await _list(store, as_json=args.json)
-        if args.action == "revoke":
-            return await _revoke(store, args.grant_ids, args.client)
-        return await _purge(store, everything=args.all_grants)
+        done = 1
+        async with anyio.create_task_group() as tg:
+            if store.listener is not None:
+                # Hearing its own NOTIFY back before it answers: by then every server process has heard it too.
+                tg.start_soon(store.listen)
+                with anyio.move_on_after(LISTEN_WAIT_SECONDS):
+                    await store.listener.ready.wait()
+            try:
+                if args.action == "revoke":
+                    done = await _revoke(store, args.grant_ids, args.client)
+                else:
+                    done = await _purge(store, everything=args.all_grants)
+            finally:
+                tg.cancel_scope.cancel()
+        return done
     finally:
         await store.aclose()
 

@@ -2,7 +2,9 @@
 
 A grant is one user's consent for one client: its Experiture token sealed (keys.py), the scopes, the resource.
 Codes, access and refresh tokens are rows keyed by their hash, each holding the grant's data key wrapped for it.
-A second use of a code or a refresh token revokes the whole grant (it was stolen or replayed).
+A second use of a code or a refresh token revokes the whole grant (it was stolen or replayed). On PostgreSQL a
+revocation also sends NOTIFY, heard by every process's RevocationListener at its commit. Each grant names its
+memory tenant, continued by later grants of the same client for the same Experiture token (its lineage).
 """
 
 from __future__ import annotations
@@ -10,17 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Callable
+import zlib
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from experiture_mcp.memory.store import Store
+from experiture_mcp.memory.store import Store, async_url
 from experiture_mcp.oauth.keys import Kind, ServerKey, UnsealError, new_token, token_hash
-from experiture_mcp.oauth.schema import clients, failures, grants, revocations, tokens, transactions
+from experiture_mcp.oauth.listener import APPLICATION_NAME, CHANNEL, RevocationListener, listen_dsn
+from experiture_mcp.oauth.schema import clients, failures, grants, lineages, revocations, tokens, transactions
 
 __all__ = [
     "ACCESS_TTL",
@@ -41,6 +46,12 @@ REFRESH_TTL = timedelta(days=30)
 CODE_TTL = timedelta(minutes=5)
 TRANSACTION_TTL = timedelta(minutes=15)
 GRANT_MAX_AGE = timedelta(days=90)  # refreshing never extends a grant past this: the user consents again
+FAILURE_WINDOW_KEPT = timedelta(hours=1)  # failed-paste windows older than this are swept
+REVOCATIONS_KEPT = timedelta(days=1)  # revocation rows older than this are swept (the newest one stays)
+_SWEEP_LOCK = zlib.crc32(b"experiture-mcp oauth sweep")  # PostgreSQL advisory lock key: one sweeper at a time
+_LISTENERS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = :name"
+)
 Clock = Callable[[], datetime]
 
 
@@ -98,6 +109,7 @@ class Verified:
     resource: str
     expires_at: datetime
     upstream_token: str
+    tenant: str  # whose campaign memory this grant's calls use
 
 
 @dataclass(frozen=True)
@@ -117,25 +129,68 @@ class GrantInfo:
 class GrantStore:
     """The OAuth state; open with GrantStore.open (which upgrades the schema), close with aclose."""
 
-    def __init__(self, store: Store, key: ServerKey, clock: Clock) -> None:
+    def __init__(self, store: Store, key: ServerKey, clock: Clock, listen_url: str | None = None) -> None:
         self._store = store
         self._key = key
         self._now = clock
         self._insert = store.dialect_insert
         self._listeners: list[Callable[[str], None]] = []
+        self._reconnected: list[Callable[[], None]] = []
+        self._echoes: dict[AsyncConnection, list[tuple[str, int]]] = {}  # per transaction: (grant, listeners)
+        self.listener = RevocationListener(listen_dsn(listen_url), self._heard, self._heard_all) if listen_url else None
 
     def on_revoke(self, listener: Callable[[str], None]) -> None:
-        """Call listener(grant_id) whenever this process revokes a grant (caches drop it at once)."""
+        """Call listener(grant_id) whenever a grant is revoked: by this process before its commit, by another as
+        soon as its NOTIFY arrives (PostgreSQL)."""
         self._listeners.append(listener)
+
+    def on_reconnect(self, listener: Callable[[], None]) -> None:
+        """Call listener() whenever the revocation listener (re)connects: what was missed meanwhile is unknown."""
+        self._reconnected.append(listener)
+
+    def _heard(self, grant_id: str) -> None:
+        for listener in self._listeners:
+            listener(grant_id)
+
+    def _heard_all(self) -> None:
+        for listener in self._reconnected:
+            listener()
 
     @classmethod
     async def open(cls, url: str, secret: str, clock: Clock) -> GrantStore:
         """Connect to the database at url (migrating it), with the server secret."""
-        return cls(await Store.open(url), ServerKey(secret), clock)
+        postgres = async_url(url).startswith("postgresql")
+        return cls(await Store.open(url), ServerKey(secret), clock, async_url(url) if postgres else None)
+
+    async def listen(self) -> None:
+        """Hear other processes' revocations until cancelled (PostgreSQL); returns at once on SQLite."""
+        if self.listener is not None:
+            await self.listener.run()
 
     async def aclose(self) -> None:
         """Close every connection."""
         await self._store.aclose()
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncGenerator[AsyncConnection]:
+        """A write transaction; when it revoked grants, this returns after its commit, once every listening process
+        acknowledged that it dropped them (PostgreSQL), or ECHO_SECONDS passed."""
+        expected: list[tuple[str, int]] = []
+        committed = False
+        try:
+            async with self._store.begin(write=True) as conn:
+                self._echoes[conn] = expected
+                try:
+                    yield conn
+                finally:
+                    del self._echoes[conn]
+            committed = True
+            if expected and self.listener is not None:
+                await self.listener.acknowledged(expected)  # discards them
+        finally:
+            if not committed and self.listener is not None:
+                for grant_id, _ in expected:
+                    self.listener.discard(grant_id)
 
     # Clients.
 
@@ -171,13 +226,14 @@ class GrantStore:
 
     async def delete_client(self, client_id: str) -> bool:
         """Remove a client and revoke its grants; whether it existed."""
-        async with self._store.begin(write=True) as conn:
+        async with self._writing() as conn:
             ids = [
                 r.grant_id for r in await conn.execute(select(grants.c.grant_id).where(grants.c.client_id == client_id))
             ]
             for grant_id in ids:
                 await self._revoke(conn, grant_id)
             removed = (await conn.execute(delete(clients).where(clients.c.client_id == client_id))).rowcount
+            await conn.execute(delete(lineages).where(lineages.c.client_id == client_id))
         return bool(removed)
 
     # Grants and codes.
@@ -194,8 +250,12 @@ class GrantStore:
         upstream_token: str,
         upstream_scopes: list[str],
     ) -> str:
-        """Seal the Experiture token in a new grant; the authorization code that redeems it."""
+        """Seal the Experiture token in a new grant; the authorization code that redeems it.
+
+        The grant continues the tenant of this client's earlier grants for the same Experiture token (consenting
+        again keeps the memory); any other grant starts a tenant of its own."""
         now = self._now()
+        lineage = self._key.lineage(client_id, upstream_token)
         grant_id = secrets.token_hex(16)
         code = new_token("code")
         sealed = self._key.seal(upstream_token, _aad(grant_id, client_id, resource), code, "code")
@@ -205,6 +265,11 @@ class GrantStore:
             "code_challenge": code_challenge,
         }
         async with self._store.begin(write=True) as conn:
+            new = self._insert(lineages).values(
+                lineage=lineage, client_id=client_id, tenant=secrets.token_hex(16), created_at=now, last_granted_at=now
+            )
+            await conn.execute(new.on_conflict_do_update(index_elements=["lineage"], set_={"last_granted_at": now}))
+            tenant = (await conn.execute(select(lineages.c.tenant).where(lineages.c.lineage == lineage))).scalar_one()
             await conn.execute(
                 insert(grants).values(
                     grant_id=grant_id,
@@ -218,6 +283,7 @@ class GrantStore:
                     ciphertext=sealed.ciphertext,
                     created_at=now,
                     expires_at=now + GRANT_MAX_AGE,
+                    tenant=tenant,
                 )
             )
             await self._add_token(conn, code, "code", grant_id, sealed.wrapped_key, now + CODE_TTL, details)
@@ -265,7 +331,7 @@ class GrantStore:
 
     async def load_code(self, code: str) -> CodeInfo | None:
         """What the code was issued for, or None (unknown, expired, revoked). A code already used revokes its grant."""
-        async with self._store.begin(write=True) as conn:
+        async with self._writing() as conn:
             row = await self._token(conn, code, "code")
             if row is None:
                 return None
@@ -289,17 +355,17 @@ class GrantStore:
 
     async def redeem_code(self, code: str) -> Issued | None:
         """Tokens for a valid, unused code; None otherwise. A second redemption revokes the grant."""
-        async with self._store.begin(write=True) as conn:
+        async with self._writing() as conn:
             return await self._exchange(conn, code, "code")
 
     async def refresh(self, refresh_token: str) -> Issued | None:
         """A new token pair for a valid refresh token, which is used up (rotation); reuse revokes the grant."""
-        async with self._store.begin(write=True) as conn:
+        async with self._writing() as conn:
             return await self._exchange(conn, refresh_token, "refresh")
 
     async def refresh_grant(self, refresh_token: str) -> GrantInfo | None:
         """The grant of a live, unused refresh token, or None; a used one revokes its grant (reuse)."""
-        async with self._store.begin(write=True) as conn:
+        async with self._writing() as conn:
             row = await self._token(conn, refresh_token, "refresh")
             if row is None or _aware(row.expires_at) <= self._now():
                 return None
@@ -352,7 +418,15 @@ class GrantStore:
             )
         except UnsealError:
             return None
-        return Verified(row.grant_id, row.client_id, row.scopes.split(), row.resource, _aware(row.expires_at), upstream)
+        return Verified(
+            row.grant_id,
+            row.client_id,
+            row.scopes.split(),
+            row.resource,
+            _aware(row.expires_at),
+            upstream,
+            row.tenant or row.grant_id,
+        )
 
     # Consent transactions and failed pastes.
 
@@ -412,7 +486,7 @@ class GrantStore:
 
     async def revoke_token(self, token: str) -> str | None:
         """Revoke the grant of any of its tokens (RFC 7009 revokes the grant); its id, or None if unknown."""
-        async with self._store.begin(write=True) as conn:
+        async with self._writing() as conn:
             found = (
                 await conn.execute(select(tokens.c.grant_id).where(tokens.c.token_hash == token_hash(token)))
             ).first()
@@ -434,13 +508,22 @@ class GrantStore:
 
     async def revoke_grant(self, grant_id: str) -> bool:
         """Revoke a grant by id; whether it was live."""
-        async with self._store.begin(write=True) as conn:
+        async with self._writing() as conn:
             return await self._revoke(conn, grant_id)
 
     async def _revoke(self, conn: AsyncConnection, grant_id: str) -> bool:
         now = self._now()
         for listener in self._listeners:
             listener(grant_id)  # before the commit: a cache must never outlive a revocation
+        if self.listener is not None:
+            # Delivered to every listening process when this transaction commits, not before (nor if it fails).
+            await conn.execute(select(func.pg_notify(CHANNEL, grant_id)))
+            expected = self._echoes.get(conn)
+            if expected is not None and self.listener.connected:
+                # Every process listening now acknowledges once it dropped the grant (this one's listener too).
+                listening = (await conn.execute(_LISTENERS, {"name": APPLICATION_NAME})).scalar()
+                self.listener.expect(grant_id)
+                expected.append((grant_id, int(listening or 0)))
         changed = await conn.execute(
             update(grants)
             .where(grants.c.grant_id == grant_id, grants.c.revoked_at.is_(None))
@@ -462,14 +545,21 @@ class GrantStore:
             return [_info(row, row.expires_at) for row in await conn.execute(query)]
 
     async def sweep(self) -> int:
-        """Delete expired tokens, transactions, failure windows, old revoked or expired grants; how many rows."""
+        """Delete expired tokens, transactions, failure windows, old revoked or expired grants; how many rows.
+
+        Idempotent, so any process may run it at any time; on PostgreSQL one replica at a time (the others skip).
+        Lineages stay: a user who consents again, even long after, finds the memory of before."""
         now = self._now()
         removed = 0
         async with self._store.begin(write=True) as conn:
+            if self.listener is not None:
+                got = await conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _SWEEP_LOCK})
+                if not got.scalar():
+                    return 0  # another replica sweeps right now: the same rows
             removed += (await conn.execute(delete(tokens).where(tokens.c.expires_at <= now))).rowcount
             removed += (await conn.execute(delete(transactions).where(transactions.c.expires_at <= now))).rowcount
             removed += (
-                await conn.execute(delete(failures).where(failures.c.window_start <= now - timedelta(hours=1)))
+                await conn.execute(delete(failures).where(failures.c.window_start <= now - FAILURE_WINDOW_KEPT))
             ).rowcount
             ended = select(grants.c.grant_id).where(
                 (grants.c.expires_at <= now) | (grants.c.key_id != self._key.key_id) | grants.c.revoked_at.is_not(None)
@@ -482,7 +572,7 @@ class GrantStore:
                 await conn.execute(
                     # The newest row stays, so that the mark never goes back to a value a cache has seen.
                     delete(revocations).where(
-                        revocations.c.at <= now - timedelta(days=1),
+                        revocations.c.at <= now - REVOCATIONS_KEPT,
                         revocations.c.seq < select(func.max(revocations.c.seq)).scalar_subquery(),
                     )
                 )

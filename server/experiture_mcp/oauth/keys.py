@@ -55,6 +55,12 @@ class ServerKey:
         master = secret.encode()
         self._salt = hmac.new(master, b"experiture-mcp/oauth/wrap-salt/v1", hashlib.sha256).digest()
         self.key_id = hmac.new(master, b"experiture-mcp/oauth/key-id/v1", hashlib.sha256).hexdigest()[:16]
+        self._lineage = hmac.new(master, b"experiture-mcp/oauth/lineage/v1", hashlib.sha256).digest()
+
+    def lineage(self, client_id: str, upstream_token: str) -> str:
+        """A keyed hash of one client and one Experiture token: its new grants continue the same tenant."""
+        message = f"{client_id}\n{upstream_token}".encode()
+        return hmac.new(self._lineage, message, hashlib.sha256).hexdigest()
 
     def _kek(self, token: str, kind: Kind) -> bytes:
         info = f"experiture-mcp/dek-wrap/v1/{kind}".encode()

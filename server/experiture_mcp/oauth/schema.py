@@ -1,10 +1,10 @@
-"""The OAuth tables, as migration 0003 creates them; only hashes of tokens, codes and transactions are stored."""
+"""The OAuth tables, as migrations 0003 and 0005 make them; only hashes of tokens, codes and transactions are stored."""
 
 from __future__ import annotations
 
 from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text
 
-__all__ = ["clients", "failures", "grants", "metadata", "revocations", "tokens", "transactions"]
+__all__ = ["clients", "failures", "grants", "lineages", "metadata", "revocations", "tokens", "transactions"]
 
 metadata = MetaData()
 
@@ -34,7 +34,19 @@ grants = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),  # the grant's maximum age: consent again after
     Column("revoked_at", DateTime(timezone=True)),
+    Column("tenant", String(32)),  # whose campaign memory the grant's calls use (0005; set on every grant)
     Index("experiture_oauth_grants_client", "client_id"),
+)
+
+lineages = Table(
+    "experiture_oauth_lineages",
+    metadata,
+    Column("lineage", String(64), primary_key=True),  # keyed hash of a client id and an Experiture token
+    Column("client_id", String(512), nullable=False),
+    Column("tenant", String(32), nullable=False),  # the tenant every grant of this lineage continues
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_granted_at", DateTime(timezone=True), nullable=False),
+    Index("experiture_oauth_lineages_client", "client_id"),
 )
 
 tokens = Table(

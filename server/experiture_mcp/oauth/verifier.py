@@ -15,7 +15,7 @@ from experiture_mcp.oauth.keys import PREFIXES, token_hash
 __all__ = ["CACHE_SECONDS", "MARK_SECONDS", "GrantVerifier"]
 
 CACHE_SECONDS = 30.0  # how long a verified token is trusted without reading its row again
-MARK_SECONDS = 0.25  # how often a cache hit checks for revocations by other processes (one tiny indexed query)
+MARK_SECONDS = 0.25  # how often a cache hit polls for other processes' revocations (SQLite; PostgreSQL's fallback)
 _MAX_CACHED = 10_000
 
 
@@ -29,11 +29,14 @@ class GrantVerifier:
         self._watched: GrantStore | None = None
         self._mark = 0
         self._mark_checked = float("-inf")
+        self._dropped = 0  # grows whenever cached tokens are dropped, so a check under way does not cache a stale row
 
     async def _fresh(self, store: GrantStore, now: float) -> None:
-        """Drop the cache when another process revoked a grant since the last look (this one's are heard at once)."""
+        """Drop the cache when another process revoked a grant since the last look (this one's, and on PostgreSQL
+        every process's, are heard at once through on_revoke)."""
         if self._watched is not store:
             store.on_revoke(self.forget_grant)
+            store.on_reconnect(self.forget_all)
             self._watched = store
             self._mark = await store.revocation_mark()
             self._mark_checked = now
@@ -42,7 +45,7 @@ class GrantVerifier:
             self._mark_checked = now
             if mark != self._mark:
                 self._mark = mark
-                self._cache.clear()
+                self.forget_all()
 
     async def verify_token(self, token: str) -> GrantAccessToken | None:
         """The grant behind a live access token of ours, or None."""
@@ -55,7 +58,11 @@ class GrantVerifier:
         cached = self._cache.get(key)
         if cached is not None and cached[1] > now and (cached[0].expires_at or 0) > time.time():
             return cached[0]
+        dropped = self._dropped
         verified = await store.verify(token)
+        if verified is not None and dropped != self._dropped:
+            dropped = self._dropped  # a revocation was heard while the row was read: read it again, after its commit
+            verified = await store.verify(token)
         if verified is None:
             self._cache.pop(key, None)
             return None
@@ -70,13 +77,22 @@ class GrantVerifier:
             subject=verified.grant_id,
             grant_id=verified.grant_id,
             upstream=SecretStr(verified.upstream_token),
+            tenant=verified.tenant,
         )
+        if dropped != self._dropped:
+            return access  # yet another revocation meanwhile: answer, but cache nothing
         if len(self._cache) >= _MAX_CACHED:
             self._cache.clear()
         self._cache[key] = (access, now + CACHE_SECONDS)
         return access
 
     def forget_grant(self, grant_id: str) -> None:
-        """Drop every cached token of a grant (it was just revoked in this process)."""
+        """Drop every cached token of a grant (it was just revoked, here or in another process)."""
+        self._dropped += 1
         for key in [k for k, (access, _) in self._cache.items() if access.grant_id == grant_id]:
             del self._cache[key]
+
+    def forget_all(self) -> None:
+        """Drop every cached token (revocations may have been missed)."""
+        self._dropped += 1
+        self._cache.clear()
