@@ -207,13 +207,19 @@ async def test_grants_with_the_same_token_keep_apart_unless_the_same_client_cons
     async with signed_in(hosted, "auto", [DEMO_TOKEN], storage=first) as one:
         assert not (await one.client.call_tool("get_status", {"campaign_id": SPRING})).is_error
         assert SPRING in text_of(await one.client.call_tool("find_campaigns", {"query": "spring"}))
+        # The remembered resources follow the grant too, though the host sends no X-Experiture-Token.
+        assert f"experiture://campaigns/{SPRING}/status" in [
+            str(r.uri) for r in (await one.client.list_resources()).resources
+        ]
 
     async with signed_in(hosted, "auto", [DEMO_TOKEN]) as other:  # another client, the same Experiture token
         assert other.storage.client is not None and first.client is not None
         assert other.storage.client.client_id != first.client.client_id
         found = text_of(await other.client.call_tool("find_campaigns", {"query": "spring"}))
         history = text_of(await other.client.call_tool("get_history", {"campaign_id": SPRING}))
+        listed = [str(r.uri) for r in (await other.client.list_resources()).resources]
         assert not (await other.client.call_tool("get_status", {"campaign_id": summer})).is_error
+    assert not [uri for uri in listed if uri.startswith("experiture://campaigns/")]
     assert SPRING not in found and "No campaigns are remembered for this account yet" in found
     assert f"No history of campaign {SPRING}" in history
 

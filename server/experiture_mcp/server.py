@@ -90,9 +90,9 @@ class AppState:
 
 def _request_token(ctx: Context[AppState]) -> str | None:
     """The caller's own Experiture token (its OAuth grant's, or the HTTP header), or None to use the configured one."""
-    access = get_access_token()
-    if isinstance(access, GrantAccessToken):
-        return access.upstream.get_secret_value()  # OAuth mode: the grant's token only, never a header
+    granted = _grant_token()
+    if granted is not None:
+        return granted  # OAuth mode: the grant's token only, never a header
     headers = ctx.headers
     token = headers.get(TOKEN_HEADER) if headers is not None else None
     # Empty or an unexpanded "${NAME}" (the client's variable was not set): no token of the caller's, as over stdio.
@@ -100,6 +100,12 @@ def _request_token(ctx: Context[AppState]) -> str | None:
         register_secret(token)
         return token.strip()
     return None
+
+
+def _grant_token() -> str | None:
+    """The calling OAuth grant's Experiture token, or None outside OAuth mode."""
+    access = get_access_token()
+    return access.upstream.get_secret_value() if isinstance(access, GrantAccessToken) else None
 
 
 def _request_tenant() -> str | None:
@@ -278,7 +284,7 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
     register_overview(mcp, _request_token)
     register_wait(mcp, _request_token)
     register_history(mcp, memory, _request_token)
-    register_memory(mcp, memory, settings.token, _request_token, now)
+    register_memory(mcp, memory, settings.token, _request_token, now, _grant_token)
     register_prompts(mcp)
     register_access(mcp, settings, transport=transport, now=now)
 

@@ -160,19 +160,34 @@ def demo_history(clock: Callable[[], datetime]) -> Callable[[str], list[tuple[st
     return seed
 
 
+def _caller_of(
+    ctx: ServerRequestContext[Any, Any], grant_token: Callable[[], str | None], configured: str | None
+) -> str | None:
+    """The calling request's Experiture token: its OAuth grant's, else its X-Experiture-Token, else the configured."""
+    own = grant_token()
+    if own is None:
+        headers = getattr(ctx.request, "headers", None)
+        own = headers.get("x-experiture-token") if headers is not None else None
+    return own.strip() if own else configured
+
+
 def register_memory(
     mcp: MCPServer[Any],
     memory: Memory,
     configured_token: str | None,
     request_token: Callable[[Context[Any, Any]], str | None],
     clock: Callable[[], datetime],
+    grant_token: Callable[[], str | None] = lambda: None,
 ) -> None:
-    """Add find_campaigns, remembered resources and completion to `mcp`, all per caller (tenant)."""
+    """Add find_campaigns, remembered resources and completion to `mcp`, all per caller (tenant).
+
+    `grant_token` gives the calling OAuth grant's Experiture token (None otherwise): in that mode it, not the
+    X-Experiture-Token header, names the caller, as for every tool.
+    """
 
     async def know_caller(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        headers = getattr(ctx.request, "headers", None)
-        own = headers.get("x-experiture-token") if headers is not None else None
-        reset = _CALLER.set(own.strip() if own else configured_token)
+        token = _caller_of(ctx, grant_token, configured_token)
+        reset = _CALLER.set(token)
         try:
             result = await call_next(ctx)
         finally:
@@ -181,7 +196,6 @@ def register_memory(
         if ctx.method == "tools/list" and isinstance(result, dict):
             result = {**result, "tools": [_untitled(t) for t in result.get("tools", [])]}
         if ctx.method == "resources/list" and isinstance(result, dict) and not (ctx.params or {}).get("cursor"):
-            token = own.strip() if own else configured_token
             listed = [r.model_dump(by_alias=True, mode="json", exclude_none=True) for r in await _remembered(token)]
             result = {**result, "resources": [*result.get("resources", []), *listed]}
         return result
