@@ -94,12 +94,12 @@ async def status_on_off(base_url: str, data_dir: Path, calls: int) -> dict[str, 
 
 
 async def history_over(data_dir: Path, snapshots: int, calls: int) -> dict[str, float]:
-    """get_history inside the server (read, group, render) over a campaign with `snapshots` snapshots, SQLite."""
+    """get_history inside the server (what the tool does: read, group, render) over a campaign with `snapshots`
+    snapshots, SQLite."""
     from pydantic import SecretStr
 
     from experiture_mcp.config import Settings
-    from experiture_mcp.history.runs import history_of, render_history
-    from experiture_mcp.history.snapshots import HISTORY_CAP
+    from experiture_mcp.history.runs import RECENT, history_from, render_history
     from experiture_mcp.memory import Memory
 
     settings = Settings(api_token=SecretStr(DEMO_TOKEN), data_dir=data_dir, base_url="http://127.0.0.1:9")
@@ -112,11 +112,11 @@ async def history_over(data_dir: Path, snapshots: int, calls: int) -> dict[str, 
     size = 0
     for _ in range(calls):
         started = time.perf_counter()
-        timeline = await memory.history(DEMO_TOKEN, TOKYO, HISTORY_CAP)
-        text = render_history(history_of(TOKYO, timeline, 20), now)
+        history = history_from(TOKYO, await memory.digest(DEMO_TOKEN, TOKYO, 20, RECENT))
+        text = render_history(history, now)
         timings.append(time.perf_counter() - started)
         size = len(text.encode())
-        assert len(timeline) == snapshots
+        assert history.snapshots == snapshots and len(history.runs) == 20
     await memory.aclose()
     return {"p50": _p50(timings), "bytes": float(size)}
 

@@ -23,7 +23,7 @@ import anyio
 
 from experiture_mcp.config import Settings
 from experiture_mcp.history.progress import Observation
-from experiture_mcp.history.snapshots import HISTORY_CAP, Snapshot, record
+from experiture_mcp.history.snapshots import HISTORY_CAP, Digest, Snapshot, record
 from experiture_mcp.memory.entry import Entry
 
 if TYPE_CHECKING:
@@ -444,14 +444,30 @@ class Memory:
         await self.flush()
         store, tenant = await self._tenant(token)
         try:
-            if self.history_seed is not None and tenant not in self._history_seeded:
-                self._history_seeded.add(tenant)
-                await self._seed_history(store, tenant, self.history_seed(self._check(token)))
+            await self._seed_once(store, tenant, token)
             snapshots = await store.snapshots(tenant, campaign_id, limit)
         except Exception as exc:
             raise self._fault(exc) from None
         keep_after = self._clock() - timedelta(days=self._settings.history_days)
         return [s for s in snapshots if s.last_checked >= keep_after]  # older ones go at the next write
+
+    async def digest(self, token: str | None, campaign_id: str, limit: int, recent: int) -> Digest:
+        """The runs of a campaign's stored snapshots, newest first, and the newest run's latest snapshots."""
+        await self.flush()
+        store, tenant = await self._tenant(token)
+        keep_after = self._clock() - timedelta(days=self._settings.history_days)
+        try:
+            await self._seed_once(store, tenant, token)
+            return await store.digest(
+                tenant, campaign_id, keep_after=keep_after, cap=HISTORY_CAP, limit=limit, recent=recent
+            )
+        except Exception as exc:
+            raise self._fault(exc) from None
+
+    async def _seed_once(self, store: Store, tenant: str, token: str | None) -> None:
+        if self.history_seed is not None and tenant not in self._history_seeded:
+            self._history_seeded.add(tenant)
+            await self._seed_history(store, tenant, self.history_seed(self._check(token)))
 
     async def _seed_history(self, store: Store, tenant: str, seen: list[tuple[str, Observation]]) -> None:
         keep_after = self._clock() - timedelta(days=self._settings.history_days)

@@ -14,14 +14,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Row, String, delete, event, func, select, text, type_coerce, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Row,
+    String,
+    bindparam,
+    case,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.elements import ColumnElement
 
 from experiture_mcp.history.progress import COUNT_NAMES, Observation
-from experiture_mcp.history.snapshots import Snapshot, same
+from experiture_mcp.history.snapshots import Digest, Snapshot, assemble, plan, same
 from experiture_mcp.memory.entry import Entry, Source
 from experiture_mcp.memory.schema import campaigns, secrets, snapshots, tenants
 from experiture_mcp.models import Counts
@@ -105,6 +120,30 @@ def _snapshot_row(tenant: str, campaign_id: str, o: Observation) -> dict[str, An
         "completed_at": o.completed_at,
         **counts,
     }
+
+
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return case((condition, 1), else_=0)  # an int on both backends, no result processing
+
+
+# get_history's reads, built once: what grouping needs of every snapshot, then the few rows the answer shows.
+_NARROW = (
+    select(
+        snapshots.c.id,
+        snapshots.c.execution_id,
+        snapshots.c.state,
+        _flag(snapshots.c.started_at.is_not(None)),
+        _flag(snapshots.c.completed_at.is_not(None)),
+        _flag(snapshots.c.sent.is_not(None)),
+        _flag(snapshots.c.last_checked >= bindparam("keep_after", type_=DateTime(timezone=True))),
+    )
+    .where((snapshots.c.tenant == bindparam("tenant")) & (snapshots.c.campaign_id == bindparam("campaign_id")))
+    .order_by(snapshots.c.fetched_at.desc(), snapshots.c.id.desc())
+    .limit(bindparam("cap", type_=Integer))
+)
+_FULL = select(snapshots.c.id, *(snapshots.c[n] for n in _SNAPSHOT_COLUMNS)).where(
+    snapshots.c.id.in_(bindparam("ids", expanding=True))
+)
 
 
 class Store:
@@ -291,6 +330,19 @@ class Store:
             rows = (await conn.execute(query)).all()
         seen: dict[tuple[Any, ...], Counts] = {}
         return [_snapshot(row, seen) for row in rows]
+
+    async def digest(
+        self, tenant: str, campaign_id: str, *, keep_after: datetime, cap: int, limit: int, recent: int
+    ) -> Digest:
+        """history.snapshots.digest of the campaign's newest `cap` snapshots last checked from `keep_after` on:
+        grouped from a narrow read of every row, then only the rows the answer shows are read in full."""
+        values = {"tenant": tenant, "campaign_id": campaign_id.lower(), "keep_after": keep_after, "cap": cap}
+        async with self._read() as conn:
+            rows = [row for row in reversed((await conn.execute(_NARROW, values)).all()) if row[6]]
+            p = plan([(e, st, a == 1, b == 1, c == 1) for _, e, st, a, b, c, _ in rows], limit, recent)
+            ids = {rows[i][0]: i for i in p.needed}
+            needed: Sequence[Row[Any]] = (await conn.execute(_FULL, {"ids": list(ids)})).all() if ids else []
+        return assemble(p, {ids[row[0]]: _snapshot(row[1:]) for row in needed})
 
 
 class _Transaction:
