@@ -160,6 +160,41 @@ async def test_a_run_whose_counts_do_not_move_for_minutes_gets_the_stalled_warni
 
 
 @pytest.mark.anyio
+async def test_with_two_server_processes_on_one_store_a_change_is_measured_from_the_newest_check_of_either(
+    era: str, scripted_server: tuple[ScriptedAPI, str], database_url: str
+) -> None:
+    api, url = scripted_server
+    api.reset()
+    clock = Clock(NOW)
+    store = {"database_url": SecretStr(database_url)}
+    steps: list[tuple[str, int, int]] = [
+        ("a", 0, 100),
+        ("b", 60, 150),
+        ("a", 180, 175),
+        ("b", 240, 175),
+        ("a", 300, 175),
+    ]
+    lines: list[str] = []
+    async with client_of(url, era, clock, **store) as a, client_of(url, era, clock, **store) as b:
+        for name, seconds, sent in steps:
+            api.script(SCRIPTED, ok(status_of(sent, 0)))
+            clock.to(seconds)
+            client = a if name == "a" else b
+            text, data = await call(client, "get_status", SCRIPTED)
+            lines.append(f"{name}: {added(text)[0]}")
+            await history(client, SCRIPTED)  # its write is flushed before the other one checks
+            if seconds == 180:
+                assert data["sinceLastCheck"]["moved"] == {"sent": 25} and data["sinceLastCheck"]["seconds"] == 120
+
+    assert lines[1:] == [
+        "b: Changed since the last check 60s ago: sent +50.",
+        "a: Changed since the last check 2m00s ago: sent +25.",  # b's check, not a's own
+        "b: No change since the last check 60s ago.",  # a's check after b's own
+        "a: No change since the last check 60s ago.",  # b's unchanged check moved the last one
+    ]
+
+
+@pytest.mark.anyio
 async def test_state_changes_and_new_runs_from_a_scripted_api(
     era: str, scripted_server: tuple[ScriptedAPI, str]
 ) -> None:

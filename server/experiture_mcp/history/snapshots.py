@@ -23,6 +23,7 @@ __all__ = [
     "digest",
     "expand",
     "mark",
+    "merge",
     "observation_of",
     "plan",
     "record",
@@ -174,6 +175,27 @@ def record(timeline: list[Snapshot], observation: Observation) -> list[Snapshot]
         latest = timeline[0]
         return [replace(latest, last_checked=max(latest.last_checked, observation.fetched_at)), *timeline[1:]]
     return [Snapshot(observation, observation.fetched_at), *timeline]
+
+
+def merge(mine: list[Snapshot], stored: Sequence[Snapshot]) -> list[Snapshot]:
+    """This process's timeline (it may hold checks not written yet) with the store's newest snapshots (other
+    processes' checks too): each snapshot once, last checked at the later of the two, newest first."""
+    known = {s.observation.fetched_at: s for s in mine}
+    if all((k := known.get(s.observation.fetched_at)) and k.last_checked >= s.last_checked for s in stored):
+        return mine  # the store knows nothing newer: the usual case with one process
+    union = dict(known)
+    for s in stored:
+        k = known.get(s.observation.fetched_at)
+        union[s.observation.fetched_at] = (
+            s if k is None else replace(k, last_checked=max(k.last_checked, s.last_checked))
+        )
+    merged: list[Snapshot] = []
+    for s in sorted(union.values(), key=lambda s: s.observation.fetched_at):
+        if merged and same(merged[-1].observation, s.observation):  # seen first by one process, then by another
+            merged[-1] = replace(merged[-1], last_checked=max(merged[-1].last_checked, s.last_checked))
+        else:
+            merged.append(s)
+    return merged[::-1]
 
 
 def expand(timeline: Sequence[Snapshot]) -> list[Observation]:

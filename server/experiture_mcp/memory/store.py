@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets as random
+import sqlite3
 import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -153,6 +154,8 @@ class Store:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._insert = sqlite.insert if self._sqlite else postgresql.insert
+        database = engine.url.database if self._sqlite else None
+        self._reader = _NewestReader(database) if database and database != ":memory:" else None
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -175,6 +178,8 @@ class Store:
 
     async def aclose(self) -> None:
         """Close every connection."""
+        if self._reader is not None:
+            self._reader.close()
         await self._engine.dispose()
 
     @property
@@ -315,6 +320,15 @@ class Store:
                     if threshold is not None:
                         await conn.execute(delete(snapshots).where(mine & (snapshots.c.fetched_at < threshold)))
 
+    async def newest(self, tenant: str, campaign_id: str) -> Snapshot | None:
+        """A campaign's newest snapshot, read on every status answer. On SQLite directly: one indexed row of a local
+        file takes microseconds, less than a hop to a thread (and aiosqlite makes several per query)."""
+        if self._reader is None:
+            newest = await self.snapshots(tenant, campaign_id, 1)
+            return newest[0] if newest else None
+        rows = self._reader.read(tenant, campaign_id.lower())
+        return _snapshot(rows[0]) if rows else None
+
     async def snapshots(self, tenant: str, campaign_id: str, limit: int | None = None) -> list[Snapshot]:
         """A campaign's snapshots, newest first."""
         columns = [snapshots.c[n] for n in _SNAPSHOT_COLUMNS]
@@ -343,6 +357,31 @@ class Store:
             ids = {rows[i][0]: i for i in p.needed}
             needed: Sequence[Row[Any]] = (await conn.execute(_FULL, {"ids": list(ids)})).all() if ids else []
         return assemble(p, {ids[row[0]]: _snapshot(row[1:]) for row in needed})
+
+
+class _NewestReader:
+    """One plain sqlite3 connection, opened on first use, for Store.newest. It never waits (WAL: a reader does not
+    wait for writers; and no busy timeout): a lock raises at once, and the caller does without."""
+
+    _QUERY = (
+        f"SELECT {', '.join(_SNAPSHOT_COLUMNS)} FROM {snapshots.name} WHERE tenant = ? AND campaign_id = ? "
+        "ORDER BY fetched_at DESC, id DESC LIMIT 1"
+    )
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+
+    def read(self, tenant: str, campaign_id: str) -> list[Any]:
+        if self._db is None:
+            self._db = sqlite3.connect(self._path, timeout=0)
+            self._db.execute("PRAGMA query_only = ON")
+        return self._db.execute(self._QUERY, (tenant, campaign_id)).fetchall()
+
+    def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
 
 class _Transaction:
