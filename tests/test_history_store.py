@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from experiture_mcp.history.progress import Observation
-from experiture_mcp.history.snapshots import digest, expand
+from experiture_mcp.history.snapshots import Snapshot, digest, expand, merge
 from experiture_mcp.memory.entry import Entry
 from experiture_mcp.memory.store import Store
 from experiture_mcp.models import Counts
@@ -185,3 +185,22 @@ async def test_the_stores_digest_equals_grouping_every_snapshot_in_python(databa
             assert got.snapshots == 0 or got.runs or got.recent == []
     finally:
         await store.aclose()
+
+
+def test_merging_another_process_checks_keeps_each_snapshot_once_last_checked_at_the_latest() -> None:
+    def at(minutes: int) -> datetime:
+        return T0 + timedelta(minutes=minutes)
+
+    old, new = Snapshot(running(at(0), 100), at(2)), Snapshot(running(at(5), 400), at(5))
+    mine = [new, old]  # newest first; `new` perhaps not written yet
+    assert (
+        merge(mine, [new]) is mine
+        and merge(mine, []) is mine
+        and merge(mine, [Snapshot(old.observation, at(1))]) is mine
+    )
+    assert merge(mine, [Snapshot(new.observation, at(9))]) == [Snapshot(new.observation, at(9)), old]
+    assert merge([old], [new]) == [new, old]  # another process saw a change after this one's last check
+    assert merge(mine, [Snapshot(old.observation, at(4))]) == [new, Snapshot(old.observation, at(4))]
+    again = Snapshot(running(at(7), 400), at(8))  # first seen by another process too: one snapshot, seen until 8
+    assert merge(mine, [again]) == [Snapshot(new.observation, at(8)), old]
+    assert merge([], [new, old]) == [new, old]
