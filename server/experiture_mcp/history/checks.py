@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 import anyio
 
@@ -46,7 +46,7 @@ class Stored(Protocol):
 
     @property
     def enabled(self) -> bool: ...
-    def stored_at_once(self, token: str, campaign_id: str) -> bool: ...
+    def stored_read(self, token: str, campaign_id: str) -> Literal["at once", "meanwhile", "later"]: ...
     async def stored(self, token: str | None, campaign_id: str) -> list[Snapshot] | None: ...
 
 
@@ -57,7 +57,10 @@ async def fetch_meanwhile(
     have checked since this process did), read meanwhile so that its latency hides behind the upstream request's."""
     if memory is None or not memory.enabled or token is None:
         return await fetch(), None
-    if memory.stored_at_once(token, campaign_id):  # microseconds: less than running it beside the request
+    how = memory.stored_read(token, campaign_id)
+    if how == "later":
+        return await fetch(), None
+    if how == "at once":  # microseconds: less than running it beside the request
         stored = await memory.stored(token, campaign_id)
         return await fetch(), stored
     stored = None
@@ -66,7 +69,8 @@ async def fetch_meanwhile(
 
     async def read() -> None:
         nonlocal stored
-        stored = await memory.stored(token, campaign_id)
+        with anyio.CancelScope(shield=True):  # a read (and the flush before it) is never cut half-way
+            stored = await memory.stored(token, campaign_id)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(read)
@@ -74,7 +78,6 @@ async def fetch_meanwhile(
             answer = await fetch()
         except Exception as exc:  # raised below, outside the task group (which would wrap it in a group)
             failure = exc
-            tg.cancel_scope.cancel()
     if failure is not None:
         raise failure
     return cast("T", answer), stored

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Seque
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
@@ -447,10 +447,14 @@ class Memory:
         self._timelines[key] = snapshots
         return snapshots
 
-    def stored_at_once(self, token: str, campaign_id: str) -> bool:
-        """Memory.stored answers in microseconds: a SQLite file, and this process has the campaign's timeline (so
-        only the newest snapshot is read)."""
-        return self._settings.database_url is None and (token, campaign_id.lower()) in self._timelines
+    def stored_read(self, token: str, campaign_id: str) -> Literal["at once", "meanwhile", "later"]:
+        """How to read Memory.stored for this call: at once (microseconds: a SQLite file, and this process has the
+        campaign's timeline, so only the newest snapshot is read), meanwhile (beside the upstream request), or
+        later (the store is not open yet: Memory.timeline opens it after a successful answer)."""
+        if self._store is None:
+            return "later"
+        cached = (token, campaign_id.lower()) in self._timelines
+        return "at once" if cached and self._settings.database_url is None else "meanwhile"
 
     async def stored(self, token: str | None, campaign_id: str) -> list[Snapshot] | None:
         """What Memory.timeline needs from the store, read while the upstream request is under way: the newest
