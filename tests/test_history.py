@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import jsonschema
 import pytest
@@ -20,9 +26,10 @@ from pydantic import SecretStr
 
 from _scripted_api import ScriptedAPI, ok
 from _snapshot import assert_snapshot
-from conftest import NOW, ServedApp, text_of
+from conftest import NOW, ServedApp, free_port, text_of
 from experiture_mcp.cli import DEMO_BASE_URL
 from experiture_mcp.config import Settings
+from experiture_mcp.hosted import HEALTH_PATH
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN, create_app
 from experiture_mcp.server import build_server
 
@@ -157,6 +164,41 @@ async def test_a_run_whose_counts_do_not_move_for_minutes_gets_the_stalled_warni
         "Changed since the last check 60s ago: sent +100, failed +10; failure rate 0.4% → 0.45%."
     )
     assert "stalled" not in resumed
+
+
+@pytest.mark.anyio
+async def test_with_two_server_processes_on_one_store_a_change_is_measured_from_the_newest_check_of_either(
+    era: str, scripted_server: tuple[ScriptedAPI, str], database_url: str
+) -> None:
+    api, url = scripted_server
+    api.reset()
+    clock = Clock(NOW)
+    store = {"database_url": SecretStr(database_url)}
+    steps: list[tuple[str, int, int]] = [
+        ("a", 0, 100),
+        ("b", 60, 150),
+        ("a", 180, 175),
+        ("b", 240, 175),
+        ("a", 300, 175),
+    ]
+    lines: list[str] = []
+    async with client_of(url, era, clock, **store) as a, client_of(url, era, clock, **store) as b:
+        for name, seconds, sent in steps:
+            api.script(SCRIPTED, ok(status_of(sent, 0)))
+            clock.to(seconds)
+            client = a if name == "a" else b
+            text, data = await call(client, "get_status", SCRIPTED)
+            lines.append(f"{name}: {added(text)[0]}")
+            await history(client, SCRIPTED)  # its write is flushed before the other one checks
+            if seconds == 180:
+                assert data["sinceLastCheck"]["moved"] == {"sent": 25} and data["sinceLastCheck"]["seconds"] == 120
+
+    assert lines[1:] == [
+        "b: Changed since the last check 60s ago: sent +50.",
+        "a: Changed since the last check 2m00s ago: sent +25.",  # b's check, not a's own
+        "b: No change since the last check 60s ago.",  # a's check after b's own
+        "a: No change since the last check 60s ago.",  # b's unchanged check moved the last one
+    ]
 
 
 @pytest.mark.anyio
@@ -315,3 +357,68 @@ async def test_the_demo_has_seen_its_push_run_eight_times_before_so_history_and_
     assert data["progress"]["basedOn"] == "From two checks 3 min apart, as observed by this server."
     assert len(runs["runs"]) == 9 and runs["runs"][0]["state"] == "running"
     assert_snapshot("history/demo-get-history", text)
+
+
+async def _check_over_http(url: str, key: str, database: Path) -> tuple[str, dict[str, Any]]:
+    """get_status of the demo's Spring mailing through a new hosted session: the worker that answered it and the
+    structured content, once that worker has written the check (its last_checked moved in the shared file)."""
+    from mcp.client.streamable_http import streamable_http_client
+
+    from experiture_mcp.hosted import MCP_PATH, WORKER_HEADER
+
+    def written() -> str | None:
+        if not database.exists():
+            return None
+        with sqlite3.connect(database) as db:
+            return db.execute("SELECT max(last_checked) FROM experiture_snapshots").fetchone()[0]
+
+    before, workers = written(), list[str]()
+
+    async def note(response: httpx2.Response) -> None:
+        if b"tools/call" in response.request.content:
+            workers.append(response.headers.get(WORKER_HEADER, "?"))
+
+    headers = {"Authorization": f"Bearer {key}", "X-Experiture-Token": DEMO_TOKEN}
+    async with (
+        httpx2.AsyncClient(headers=headers, event_hooks={"response": [note]}) as http,
+        Client(streamable_http_client(url + MCP_PATH, http_client=http), mode="legacy") as client,  # type: ignore[arg-type]
+    ):
+        _, data = await call(client, "get_status", DEMO_CAMPAIGNS["spring-dm"])
+    while written() == before:  # the worker's writer runs right after its answer
+        await anyio.sleep(0.02)
+    return workers[0], data
+
+
+@pytest.mark.anyio
+async def test_with_two_hosted_workers_each_change_is_measured_from_the_check_just_before_on_either(
+    demo_api: str, tmp_path: Path
+) -> None:
+    port, key = free_port(), "test-key-history-two-workers"
+    env = {**os.environ, "EXPERITURE_MCP_ACCESS_KEYS": key, "EXPERITURE_DATA_DIR": str(tmp_path / "shared")}
+    command = [sys.executable, "-m", "experiture_mcp", "--transport", "http", "--workers", "2", "--port", str(port)]
+    process = subprocess.Popen([*command, "--base-url", demo_api], env=env, stdout=subprocess.DEVNULL)
+    url, database = f"http://127.0.0.1:{port}", tmp_path / "shared" / "memory.sqlite3"
+    checks: list[tuple[str, dict[str, Any]]] = []
+    try:
+        with anyio.fail_after(90):
+            async with httpx2.AsyncClient() as http:
+                while True:
+                    try:
+                        if (await http.get(url + HEALTH_PATH)).status_code == 200:
+                            break
+                    except httpx2.TransportError:
+                        await anyio.sleep(0.1)
+            # Until one worker checked, then the other, then the first again (which worker takes a new connection is
+            # up to the kernel).
+            workers: list[str] = []
+            while not any(x == z != y for x, y, z in zip(workers, workers[1:], workers[2:], strict=False)):
+                checks.append(await _check_over_http(url, key, database))
+                workers.append(checks[-1][0])
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+
+    assert "sinceLastCheck" not in checks[0][1]
+    since = [data["sinceLastCheck"]["since"] for _, data in checks[1:]]
+    assert since == sorted(set(since)), since  # each from the check just before it, whichever worker made that one
+    assert all(data["sinceLastCheck"]["text"].startswith("No change since") for _, data in checks[1:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from experiture_mcp.history.progress import Observation
-from experiture_mcp.history.snapshots import expand
+from experiture_mcp.history.snapshots import Snapshot, digest, expand, merge
 from experiture_mcp.memory.entry import Entry
 from experiture_mcp.memory.store import Store
 from experiture_mcp.models import Counts
@@ -145,3 +146,61 @@ async def test_a_writer_killed_mid_write_loses_no_snapshot_already_stored(tmp_pa
         assert len(await store.snapshots("kept", TOKYO)) == 50
     finally:
         await store.aclose()
+
+
+def random_timeline(rng: random.Random, n: int) -> list[Observation]:
+    """Observations of one campaign, oldest first: runs, gaps, answers without an execution id or without counts."""
+    seen: list[Observation] = []
+    at = T0 - timedelta(days=10)
+    for _ in range(n):
+        at += timedelta(seconds=rng.choice([0, 1, 30, 600, 86_400]))
+        execution_id = rng.choice([None, None, "r1", "r2", "r3", "r4"])
+        state = rng.choice([None, "running", "completed", "failed", "scheduled", "not_scheduled", ""])
+        started = rng.choice([None, at - timedelta(minutes=rng.randrange(1, 90))])
+        completed = rng.choice([None, None, at])
+        seen.append(
+            Observation(at, state, execution_id, started, completed, rng.choice([None, counts(rng.randrange(9))]))
+        )
+    return seen
+
+
+@pytest.mark.anyio
+async def test_the_stores_digest_equals_grouping_every_snapshot_in_python(database_url: str) -> None:
+    rng = random.Random(11)
+    store = await Store.open(database_url)
+    try:
+        for case in range(40):
+            campaign_id = f"{case:08x}-0000-4000-8000-000000000000"
+            for observation in random_timeline(rng, rng.randrange(0, 60)):
+                await store.record("a", [(campaign_id, observation)], keep_after=FAR, cap=10**6)
+            await store.record("b", [(campaign_id, running(T0, 1))], keep_after=FAR, cap=10**6)  # not a's
+            keep_after = rng.choice([FAR, T0 - timedelta(days=rng.randrange(1, 10))])
+            cap, limit, recent = rng.choice([2000, 25]), rng.choice([1, 2, 20]), rng.choice([1, 8])
+            newest = await store.snapshots("a", campaign_id.upper(), cap)
+            expected = digest([s for s in newest if s.last_checked >= keep_after], limit, recent)
+            got = await store.digest(
+                "a", campaign_id.upper(), keep_after=keep_after, cap=cap, limit=limit, recent=recent
+            )
+            assert got == expected, case
+            assert got.snapshots == 0 or got.runs or got.recent == []
+    finally:
+        await store.aclose()
+
+
+def test_merging_another_process_checks_keeps_each_snapshot_once_last_checked_at_the_latest() -> None:
+    def at(minutes: int) -> datetime:
+        return T0 + timedelta(minutes=minutes)
+
+    old, new = Snapshot(running(at(0), 100), at(2)), Snapshot(running(at(5), 400), at(5))
+    mine = [new, old]  # newest first; `new` perhaps not written yet
+    assert (
+        merge(mine, [new]) is mine
+        and merge(mine, []) is mine
+        and merge(mine, [Snapshot(old.observation, at(1))]) is mine
+    )
+    assert merge(mine, [Snapshot(new.observation, at(9))]) == [Snapshot(new.observation, at(9)), old]
+    assert merge([old], [new]) == [new, old]  # another process saw a change after this one's last check
+    assert merge(mine, [Snapshot(old.observation, at(4))]) == [new, Snapshot(old.observation, at(4))]
+    again = Snapshot(running(at(7), 400), at(8))  # first seen by another process too: one snapshot, seen until 8
+    assert merge(mine, [again]) == [Snapshot(new.observation, at(8)), old]
+    assert merge([], [new, old]) == [new, old]

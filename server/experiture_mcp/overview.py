@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Protocol, cast
@@ -104,7 +104,9 @@ class Remembered(Protocol):
         observations: Iterable[tuple[str, Observation]] = (),
     ) -> None: ...
     async def entries(self, token: str | None) -> list[Entry]: ...
-    async def timeline(self, token: str | None, campaign_id: str) -> list[Snapshot]: ...
+    async def timeline(
+        self, token: str | None, campaign_id: str, stored: Sequence[Snapshot] | None = None
+    ) -> list[Snapshot]: ...
 
 
 class OverviewState(Protocol):

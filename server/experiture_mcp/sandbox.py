@@ -305,6 +305,44 @@ def live_run(campaign_id: str, now: datetime) -> tuple[datetime, Run]:
     return started - _LIVE_DELAY, Run(started, completed, "completed", counts, execution_id)
 
 
+# The eight runs before the current one, oldest first, as the demo remembers them (the API only shows the latest):
+# scheduled, duration in ms and failures per 100,000. They differ a little, as real runs do; the fifth ran into the
+# push provider's throttling (slower, many more failures).
+_PAST_RUNS = (
+    (49_870, 1_212_340, 398),
+    (49_905, 1_231_800, 433),
+    (49_962, 1_205_120, 385),
+    (49_988, 1_240_560, 414),
+    (50_000, 1_458_900, 2_874),
+    (50_000, 1_262_250, 521),
+    (50_000, 1_219_030, 389),
+    (50_000, 1_225_080, 413),
+)
+REMEMBERED_RUNS = len(_PAST_RUNS)
+
+
+def past_live_run(campaign_id: str, now: datetime, back: int, after: timedelta) -> Run:
+    """The live push's run `back` runs (1 to REMEMBERED_RUNS) before the one at `now`, as it was `after` its start."""
+    current = live_run(campaign_id, now)[1].started_at
+    started = current - back * LIVE_RUN_PERIOD
+    execution_id = live_run(campaign_id, started)[1].execution_id
+    scheduled, duration_ms, per_100k = _PAST_RUNS[REMEMBERED_RUNS - back]
+    elapsed_ms = min(after // timedelta(milliseconds=1), duration_ms)
+    injected = min(scheduled, scheduled * elapsed_ms // duration_ms)
+    failed = injected * per_100k // 100_000
+    counts = (
+        scheduled,
+        min(scheduled, scheduled * elapsed_ms // _LIVE_HYDRATE_MS),
+        min(scheduled, injected + _LIVE_IN_FLIGHT),
+        injected,
+        injected - failed,
+        failed,
+    )
+    if elapsed_ms < duration_ms:
+        return Run(started, None, "running", counts, execution_id)
+    return Run(started, started + timedelta(milliseconds=duration_ms), "completed", counts, execution_id)
+
+
 def _april_newsletter(campaign_id: str, now: datetime) -> Campaign:
     """Completed email whose audience changed after the last reach evaluation."""
     send_at = _day(now, -3, 16)

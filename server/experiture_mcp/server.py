@@ -25,7 +25,7 @@ from experiture_mcp.client import CampaignClient
 from experiture_mcp.config import Settings, is_unset
 from experiture_mcp.doctor import register_access
 from experiture_mcp.errors import CampaignNotFound, ExperitureError, InvalidCampaignId, shown_id
-from experiture_mcp.history.checks import Checked, check
+from experiture_mcp.history.checks import Checked, check, fetch_meanwhile
 from experiture_mcp.history.runs import register_history
 from experiture_mcp.history.snapshots import observation_of
 from experiture_mcp.history.wait import register_wait
@@ -162,13 +162,17 @@ def build_server(  # noqa: C901 - the handlers are closures over one server
         try:
             if not is_campaign_id(campaign_id):
                 raise InvalidCampaignId(given)
-            model = await fetch(state.client, campaign_id, token)
+            # With history, the store's latest checks of the campaign are read while the upstream answers.
+            memory = state.memory if history else None
+            model, stored = await fetch_meanwhile(
+                memory, tenant_token, campaign_id, lambda: fetch(state.client, campaign_id, token)
+            )
             fetched_at = state.clock()
             observation = observation_of(model, fetched_at)
             checked = Checked()
             if history and observation is not None:
                 zone = model.schedule.timezone if isinstance(model, CampaignStatus) and model.schedule else None
-                checked = await check(state.memory, tenant_token, campaign_id, observation, zone, fetched_at)
+                checked = await check(state.memory, tenant_token, campaign_id, observation, zone, fetched_at, stored)
             # Before the warnings, which end the text as a list.
             head, warnings, listed = text(model, fetched_at).partition("\nWarnings:\n")
             body = "\n".join([head, *checked.lines]) + warnings + listed

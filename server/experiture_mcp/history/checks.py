@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeVar, cast
+
+import anyio
 
 from experiture_mcp.history.progress import (
     MIN_RATE_SECONDS,
@@ -22,9 +25,10 @@ from experiture_mcp.history.progress import (
 from experiture_mcp.history.snapshots import Snapshot, expand, same
 from experiture_mcp.memory import MemoryUnavailable
 
-__all__ = ["Checked", "check", "last_known", "progress_of", "progress_view"]
+__all__ = ["Checked", "Stored", "Timelines", "check", "fetch_meanwhile", "last_known", "progress_of", "progress_view"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Timelines(Protocol):
@@ -32,7 +36,51 @@ class Timelines(Protocol):
 
     @property
     def enabled(self) -> bool: ...
-    async def timeline(self, token: str | None, campaign_id: str) -> list[Snapshot]: ...
+    async def timeline(
+        self, token: str | None, campaign_id: str, stored: Sequence[Snapshot] | None = None
+    ) -> list[Snapshot]: ...
+
+
+class Stored(Protocol):
+    """Where the snapshots of every process are (memory.Memory)."""
+
+    @property
+    def enabled(self) -> bool: ...
+    def stored_read(self, token: str, campaign_id: str) -> Literal["at once", "meanwhile", "later"]: ...
+    async def stored(self, token: str | None, campaign_id: str) -> list[Snapshot] | None: ...
+
+
+async def fetch_meanwhile(
+    memory: Stored | None, token: str | None, campaign_id: str, fetch: Callable[[], Awaitable[T]]
+) -> tuple[T, list[Snapshot] | None]:
+    """`fetch()`'s answer and what the store holds of the campaign's latest checks (another worker or replica may
+    have checked since this process did), read meanwhile so that its latency hides behind the upstream request's."""
+    if memory is None or not memory.enabled or token is None:
+        return await fetch(), None
+    how = memory.stored_read(token, campaign_id)
+    if how == "later":
+        return await fetch(), None
+    if how == "at once":  # microseconds: less than running it beside the request
+        stored = await memory.stored(token, campaign_id)
+        return await fetch(), stored
+    stored = None
+    failure: Exception | None = None
+    answer: T | None = None
+
+    async def read() -> None:
+        nonlocal stored
+        with anyio.CancelScope(shield=True):  # a read (and the flush before it) is never cut half-way
+            stored = await memory.stored(token, campaign_id)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read)
+        try:
+            answer = await fetch()
+        except Exception as exc:  # raised below, outside the task group (which would wrap it in a group)
+            failure = exc
+    if failure is not None:
+        raise failure
+    return cast("T", answer), stored
 
 
 @dataclass(frozen=True)
@@ -88,14 +136,21 @@ def progress_view(p: Progress | None, text: str) -> dict[str, Any]:
 
 
 async def check(
-    memory: Timelines, token: str | None, campaign_id: str, after: Observation, timezone: str | None, now: datetime
+    memory: Timelines,
+    token: str | None,
+    campaign_id: str,
+    after: Observation,
+    timezone: str | None,
+    now: datetime,
+    stored: list[Snapshot] | None = None,
 ) -> Checked:
-    """The change since the last remembered check and, for a running execution, its progress; nothing without
-    memory. Only reads: the answer is recorded by Memory.note."""
+    """The change since the last remembered check (this process's, or `stored`'s when newer: fetch_meanwhile) and,
+    for a running execution, its progress; nothing without memory. Only reads: the answer is recorded by
+    Memory.note."""
     if not memory.enabled or token is None:
         return Checked()
     try:
-        timeline = await memory.timeline(token, campaign_id)
+        timeline = await memory.timeline(token, campaign_id, stored)
     except MemoryUnavailable as exc:
         log.info("history of %s unavailable: %s", campaign_id, exc)
         return Checked()

@@ -14,14 +14,23 @@ from pydantic import Field
 
 from experiture_mcp.errors import InvalidCampaignId
 from experiture_mcp.history.progress import CamelModel, failure_rate
-from experiture_mcp.history.snapshots import HISTORY_CAP, Snapshot
+from experiture_mcp.history.snapshots import Digest, Snapshot, digest
 from experiture_mcp.memory import Memory, MemoryUnavailable
 from experiture_mcp.models import CAMPAIGN_ID_DESCRIPTION, campaign_id_from, dump, is_campaign_id
 from experiture_mcp.render import percent, plain, render_error, span, thousands
 from experiture_mcp.results import READ_ONLY, error_result, internal_error_result, ok_result
 from experiture_mcp.views import HISTORY
 
-__all__ = ["DEFAULT_RUNS", "History", "Run", "SnapshotRow", "history_of", "register_history", "render_history"]
+__all__ = [
+    "DEFAULT_RUNS",
+    "History",
+    "Run",
+    "SnapshotRow",
+    "history_from",
+    "history_of",
+    "register_history",
+    "render_history",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,42 +76,26 @@ class History(CamelModel):
     recent: list[SnapshotRow] = Field(description="Latest snapshots of the newest run, newest first.")
 
 
-def history_of(campaign_id: str, timeline: Sequence[Snapshot], limit: int) -> History:
-    """Group snapshots (newest first) into runs: one per execution id, a snapshot without one joins the run before."""
-    runs: dict[str | None, list[Snapshot]] = {}
-    current: str | None = None
-    for snapshot in reversed(timeline):
-        o = snapshot.observation
-        if o.execution_id is not None or (o.state is not None and o.state not in ("running", "completed", "failed")):
-            current = o.execution_id
-        runs.setdefault(current, []).append(snapshot)
-    rows: list[Run] = []
-    for execution_id, snaps in runs.items():
-        with_counts = [s for s in snaps if s.observation.counts is not None]
-        last = (with_counts or snaps)[-1].observation
-        started = next((s.observation.started_at for s in reversed(snaps) if s.observation.started_at), None)
-        completed = next((s.observation.completed_at for s in reversed(snaps) if s.observation.completed_at), None)
-        state = next((s.observation.state for s in reversed(snaps) if s.observation.state), None)
-        if execution_id is None and started is None and last.counts is None:
-            continue  # never ran as far as this server saw
-        c = last.counts
-        rows.append(
-            Run(
-                execution_id=execution_id,
-                state=state,
-                started_at=started,
-                completed_at=completed,
-                duration_seconds=(completed - started).total_seconds() if started and completed else None,
-                scheduled=c.scheduled if c else None,
-                sent=c.sent if c else None,
-                failed=c.failed if c else None,
-                failure_rate=failure_rate(c),
-                first_seen=snaps[0].observation.fetched_at,
-                last_seen=snaps[-1].last_checked,
-            )
+def history_from(campaign_id: str, d: Digest) -> History:
+    """The get_history answer from the digest of a campaign's snapshots."""
+    runs = [
+        Run(
+            execution_id=r.execution_id,
+            state=r.state,
+            started_at=r.started_at,
+            completed_at=r.completed_at,
+            duration_seconds=(r.completed_at - r.started_at).total_seconds()
+            if r.started_at and r.completed_at
+            else None,
+            scheduled=r.counts.scheduled if r.counts else None,
+            sent=r.counts.sent if r.counts else None,
+            failed=r.counts.failed if r.counts else None,
+            failure_rate=failure_rate(r.counts),
+            first_seen=r.first_seen,
+            last_seen=r.last_seen,
         )
-    rows.reverse()
-    newest = runs.get(rows[0].execution_id, []) if rows else []
+        for r in d.runs
+    ]
     recent = [
         SnapshotRow(
             fetched_at=s.observation.fetched_at,
@@ -111,16 +104,21 @@ def history_of(campaign_id: str, timeline: Sequence[Snapshot], limit: int) -> Hi
             sent=s.observation.counts.sent if s.observation.counts else None,
             failed=s.observation.counts.failed if s.observation.counts else None,
         )
-        for s in reversed(newest[-RECENT:])
+        for s in d.recent
     ]
     return History(
         campaign_id=campaign_id,
-        observed_since=timeline[-1].observation.fetched_at if timeline else None,
-        snapshots=len(timeline),
-        runs=rows[:limit],
-        more_runs=max(0, len(rows) - limit),
+        observed_since=d.observed_since,
+        snapshots=d.snapshots,
+        runs=runs,
+        more_runs=d.more_runs,
         recent=recent,
     )
+
+
+def history_of(campaign_id: str, timeline: Sequence[Snapshot], limit: int) -> History:
+    """Group snapshots (newest first) into runs: one per execution id, a snapshot without one joins the run before."""
+    return history_from(campaign_id, digest(timeline, limit, RECENT))
 
 
 def _when(moment: datetime | None) -> str:
@@ -205,8 +203,7 @@ def register_history(
         if not is_campaign_id(campaign_id):
             return error_result(render_error("get_history", given, InvalidCampaignId(given)))
         try:
-            timeline = await memory.history(token, campaign_id, HISTORY_CAP)
-            history = history_of(campaign_id, timeline, limit)
+            history = history_from(campaign_id, await memory.digest(token, campaign_id, limit, RECENT))
             text = render_history(history, state.clock())
         except MemoryUnavailable as exc:
             return error_result(f"get_history for campaign {campaign_id}: no history, {exc}")

@@ -13,17 +13,17 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 
 from experiture_mcp.config import Settings
 from experiture_mcp.history.progress import Observation
-from experiture_mcp.history.snapshots import HISTORY_CAP, Snapshot, record
+from experiture_mcp.history.snapshots import HISTORY_CAP, Digest, Snapshot, merge, record
 from experiture_mcp.memory.entry import Entry
 
 if TYPE_CHECKING:
@@ -444,17 +444,52 @@ class Memory:
         """This tenant's campaigns, most recently seen first."""
         return (await self._index(token)).entries
 
-    async def timeline(self, token: str | None, campaign_id: str) -> list[Snapshot]:
-        """A campaign's recent snapshots, newest first, from this process when it has them (no read then)."""
+    async def timeline(
+        self, token: str | None, campaign_id: str, stored: Sequence[Snapshot] | None = None
+    ) -> list[Snapshot]:
+        """A campaign's recent snapshots, newest first, from this process when it has them (no read then), merged
+        with `stored` (from Memory.stored: other processes' checks) when given."""
         key = (self._caller(token), campaign_id.lower())
         cached = self._timelines.get(key)
+        if cached is not None and stored is not None:
+            merged = merge(cached, stored)
+            if merged is not cached:
+                self._timelines[key] = merged = merged[:_TIMELINE_LENGTH]
+            return merged
         if cached is not None:
             return cached
-        snapshots = await self.history(token, campaign_id, _TIMELINE_LENGTH)
+        snapshots = list(stored) if stored is not None else await self.history(token, campaign_id, _TIMELINE_LENGTH)
         if len(self._timelines) >= _MAX_TIMELINES:
             del self._timelines[next(iter(self._timelines))]
         self._timelines[key] = snapshots
         return snapshots
+
+    def stored_read(self, token: str, campaign_id: str) -> Literal["at once", "meanwhile", "later"]:
+        """How to read Memory.stored for this call: at once (microseconds: a SQLite file, and this process has the
+        campaign's timeline, so only the newest snapshot is read), meanwhile (beside the upstream request), or
+        later (the store is not open yet: Memory.timeline opens it after a successful answer)."""
+        if self._store is None:
+            return "later"
+        cached = (self._caller(token), campaign_id.lower()) in self._timelines
+        return "at once" if cached and self._settings.database_url is None else "meanwhile"
+
+    async def stored(self, token: str | None, campaign_id: str) -> list[Snapshot] | None:
+        """What Memory.timeline needs from the store, read while the upstream request is under way: the newest
+        snapshot (another process may have checked since), or all recent ones when this process has none; None
+        when memory cannot answer (then Memory.timeline reads, and reports the fault)."""
+        if not self.enabled or token is None:
+            return None
+        try:
+            caller = self._caller(token)
+            if (caller, campaign_id.lower()) not in self._timelines:
+                return await self.history(token, campaign_id, _TIMELINE_LENGTH)
+            store, tenant = await self._tenant(caller)
+            newest = await store.newest(tenant, campaign_id)
+        except Exception as exc:
+            log.debug("memory: newest snapshot of %s not read: %s", campaign_id[:80], self._fault(exc))
+            return None
+        keep_after = self._clock() - timedelta(days=self._settings.history_days)
+        return [newest] if newest is not None and newest.last_checked >= keep_after else []
 
     async def history(self, token: str | None, campaign_id: str, limit: int | None = None) -> list[Snapshot]:
         """A campaign's stored snapshots, newest first (what was queued is written first)."""
@@ -462,14 +497,31 @@ class Memory:
         await self.flush()
         store, tenant = await self._tenant(caller)
         try:
-            if self.history_seed is not None and tenant not in self._history_seeded:
-                self._history_seeded.add(tenant)
-                await self._seed_history(store, tenant, self.history_seed(caller[0]))
+            await self._seed_once(store, tenant, caller)
             snapshots = await store.snapshots(tenant, campaign_id, limit)
         except Exception as exc:
             raise self._fault(exc) from None
         keep_after = self._clock() - timedelta(days=self._settings.history_days)
         return [s for s in snapshots if s.last_checked >= keep_after]  # older ones go at the next write
+
+    async def digest(self, token: str | None, campaign_id: str, limit: int, recent: int) -> Digest:
+        """The runs of a campaign's stored snapshots, newest first, and the newest run's latest snapshots."""
+        caller = self._caller(token)
+        await self.flush()
+        store, tenant = await self._tenant(caller)
+        keep_after = self._clock() - timedelta(days=self._settings.history_days)
+        try:
+            await self._seed_once(store, tenant, caller)
+            return await store.digest(
+                tenant, campaign_id, keep_after=keep_after, cap=HISTORY_CAP, limit=limit, recent=recent
+            )
+        except Exception as exc:
+            raise self._fault(exc) from None
+
+    async def _seed_once(self, store: Store, tenant: str, caller: Caller) -> None:
+        if self.history_seed is not None and tenant not in self._history_seeded:
+            self._history_seeded.add(tenant)
+            await self._seed_history(store, tenant, self.history_seed(caller[0]))
 
     async def _seed_history(self, store: Store, tenant: str, seen: list[tuple[str, Observation]]) -> None:
         keep_after = self._clock() - timedelta(days=self._settings.history_days)

@@ -8,20 +8,36 @@ from __future__ import annotations
 
 import logging
 import secrets as random
+import sqlite3
 import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Row, String, delete, event, func, select, text, type_coerce, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Row,
+    String,
+    bindparam,
+    case,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.elements import ColumnElement
 
 from experiture_mcp.history.progress import COUNT_NAMES, Observation
-from experiture_mcp.history.snapshots import Snapshot, same
+from experiture_mcp.history.snapshots import Digest, Snapshot, assemble, plan, same
 from experiture_mcp.memory.entry import Entry, Source
 from experiture_mcp.memory.schema import campaigns, secrets, snapshots, tenants
 from experiture_mcp.models import Counts
@@ -107,6 +123,30 @@ def _snapshot_row(tenant: str, campaign_id: str, o: Observation) -> dict[str, An
     }
 
 
+def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return case((condition, 1), else_=0)  # an int on both backends, no result processing
+
+
+# get_history's reads, built once: what grouping needs of every snapshot, then the few rows the answer shows.
+_NARROW = (
+    select(
+        snapshots.c.id,
+        snapshots.c.execution_id,
+        snapshots.c.state,
+        _flag(snapshots.c.started_at.is_not(None)),
+        _flag(snapshots.c.completed_at.is_not(None)),
+        _flag(snapshots.c.sent.is_not(None)),
+        _flag(snapshots.c.last_checked >= bindparam("keep_after", type_=DateTime(timezone=True))),
+    )
+    .where((snapshots.c.tenant == bindparam("tenant")) & (snapshots.c.campaign_id == bindparam("campaign_id")))
+    .order_by(snapshots.c.fetched_at.desc(), snapshots.c.id.desc())
+    .limit(bindparam("cap", type_=Integer))
+)
+_FULL = select(snapshots.c.id, *(snapshots.c[n] for n in _SNAPSHOT_COLUMNS)).where(
+    snapshots.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
 class Store:
     """The database of remembered campaigns; open with Store.open, close with aclose."""
 
@@ -114,6 +154,8 @@ class Store:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._insert = sqlite.insert if self._sqlite else postgresql.insert
+        database = engine.url.database if self._sqlite else None
+        self._reader = _NewestReader(database) if database and database != ":memory:" else None
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -136,6 +178,8 @@ class Store:
 
     async def aclose(self) -> None:
         """Close every connection."""
+        if self._reader is not None:
+            self._reader.close()
         await self._engine.dispose()
 
     @property
@@ -276,6 +320,15 @@ class Store:
                     if threshold is not None:
                         await conn.execute(delete(snapshots).where(mine & (snapshots.c.fetched_at < threshold)))
 
+    async def newest(self, tenant: str, campaign_id: str) -> Snapshot | None:
+        """A campaign's newest snapshot, read on every status answer. On SQLite directly: one indexed row of a local
+        file takes microseconds, less than a hop to a thread (and aiosqlite makes several per query)."""
+        if self._reader is None:
+            newest = await self.snapshots(tenant, campaign_id, 1)
+            return newest[0] if newest else None
+        rows = self._reader.read(tenant, campaign_id.lower())
+        return _snapshot(rows[0]) if rows else None
+
     async def snapshots(self, tenant: str, campaign_id: str, limit: int | None = None) -> list[Snapshot]:
         """A campaign's snapshots, newest first."""
         columns = [snapshots.c[n] for n in _SNAPSHOT_COLUMNS]
@@ -291,6 +344,44 @@ class Store:
             rows = (await conn.execute(query)).all()
         seen: dict[tuple[Any, ...], Counts] = {}
         return [_snapshot(row, seen) for row in rows]
+
+    async def digest(
+        self, tenant: str, campaign_id: str, *, keep_after: datetime, cap: int, limit: int, recent: int
+    ) -> Digest:
+        """history.snapshots.digest of the campaign's newest `cap` snapshots last checked from `keep_after` on:
+        grouped from a narrow read of every row, then only the rows the answer shows are read in full."""
+        values = {"tenant": tenant, "campaign_id": campaign_id.lower(), "keep_after": keep_after, "cap": cap}
+        async with self._read() as conn:
+            rows = [row for row in reversed((await conn.execute(_NARROW, values)).all()) if row[6]]
+            p = plan([(e, st, a == 1, b == 1, c == 1) for _, e, st, a, b, c, _ in rows], limit, recent)
+            ids = {rows[i][0]: i for i in p.needed}
+            needed: Sequence[Row[Any]] = (await conn.execute(_FULL, {"ids": list(ids)})).all() if ids else []
+        return assemble(p, {ids[row[0]]: _snapshot(row[1:]) for row in needed})
+
+
+class _NewestReader:
+    """One plain sqlite3 connection, opened on first use, for Store.newest. It never waits (WAL: a reader does not
+    wait for writers; and no busy timeout): a lock raises at once, and the caller does without."""
+
+    _QUERY = (
+        f"SELECT {', '.join(_SNAPSHOT_COLUMNS)} FROM {snapshots.name} WHERE tenant = ? AND campaign_id = ? "
+        "ORDER BY fetched_at DESC, id DESC LIMIT 1"
+    )
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+
+    def read(self, tenant: str, campaign_id: str) -> list[Any]:
+        if self._db is None:
+            self._db = sqlite3.connect(self._path, timeout=0)
+            self._db.execute("PRAGMA query_only = ON")
+        return self._db.execute(self._QUERY, (tenant, campaign_id)).fetchall()
+
+    def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
 
 class _Transaction:

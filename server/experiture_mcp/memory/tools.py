@@ -136,22 +136,27 @@ def demo_seed(client: CampaignClient) -> Seed:
 
 
 def demo_history(clock: Callable[[], datetime]) -> Callable[[str], list[tuple[str, Observation]]]:
-    """What the demo has seen before it starts: the live push checked during each of its last eight runs."""
+    """What the demo has seen before it starts: the live push checked during each of its last eight runs (each a
+    little different, one much worse), and twice during the current one."""
 
     def seed(token: str) -> list[tuple[str, Observation]]:
         from experiture_mcp.models import Counts
-        from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN, LIVE_RUN_PERIOD, live_run
+        from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN, REMEMBERED_RUNS, Run, live_run, past_live_run
 
         if token != DEMO_TOKEN:
             return []
         tokyo, now = DEMO_CAMPAIGNS["tokyo-push"], clock()
         start = live_run(tokyo, now)[1].started_at
         # Each past run checked while it ran and after it completed, then the current one twice before now.
-        moments = [start - k * LIVE_RUN_PERIOD + timedelta(minutes=m) for k in range(8, 0, -1) for m in (6, 25)]
-        moments += [t for t in (now - timedelta(minutes=9), now - timedelta(minutes=3)) if t >= start]
+        checks: list[tuple[datetime, Run]] = []
+        for back in range(REMEMBERED_RUNS, 0, -1):
+            for minutes in (6, 25):
+                run = past_live_run(tokyo, now, back, timedelta(minutes=minutes))
+                checks.append((run.started_at + timedelta(minutes=minutes), run))
+        recent = [t for t in (now - timedelta(minutes=9), now - timedelta(minutes=3)) if t >= start]
+        checks += [(moment, live_run(tokyo, moment)[1]) for moment in recent]
         seen: list[tuple[str, Observation]] = []
-        for moment in moments:
-            _, run = live_run(tokyo, moment)
+        for moment, run in checks:
             counts = Counts(**dict(zip(COUNT_NAMES, run.counts, strict=True)))
             observation = Observation(moment, run.status, run.execution_id, run.started_at, run.completed_at, counts)
             seen.append((tokyo, observation))
