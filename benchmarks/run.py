@@ -40,14 +40,15 @@ ENDPOINTS = {"get_summary": "summary", "get_status": "status", "get_metrics": "m
 OURS_LABEL, FLOOR_LABEL = "experiture-mcp", "SDK floor"
 RENDERED_LABEL = "SDK floor + our model and text"  # floor_server.py with FLOOR_RENDER=1
 MEMORY_SECTION = "## Idle memory breakdown"  # written by benchmarks/idle_memory.py --write, kept by this run
-# Sections of RESULTS.md that other benchmarks write (wait_polls.py by hand, the memory, history and http_streaming
-# ones themselves).
+# Sections of RESULTS.md that other benchmarks write (wait_polls.py by hand, the memory, history, http_streaming and
+# revocation ones themselves).
 KEPT_SECTIONS = (
     "## wait_for_run",
     "<!-- memory:start -->",
     MEMORY_SECTION,
     "<!-- history:start -->",
     "<!-- http-streaming:start -->",
+    "<!-- revocation:start -->",
 )
 
 Call = Callable[[], Awaitable[Any]]
