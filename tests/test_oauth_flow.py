@@ -47,7 +47,7 @@ def hosted(demo_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         mcp_auth="oauth",
         mcp_public_url=f"http://127.0.0.1:{port}",
         mcp_secret_key=SecretStr(SECRET_KEY),
-        data_dir=tmp_path_factory.mktemp("oauth"),
+        data_dir=tmp_path_factory.mktemp("oauth") / "a" / "fresh" / "host",  # not there yet: a first start
     )
     with ServedApp(build_app(settings, clock=frozen_clock), lifespan="on", port=port) as served:
         yield Hosted(served.url)

@@ -251,7 +251,10 @@ def _build_oauth_app(
 
     assert settings.mcp_secret_key is not None  # check_exposure made sure
     register_secret(settings.mcp_secret_key.get_secret_value())
-    database_url = Memory(settings, lambda: datetime.now(UTC)).url
+    memory = Memory(settings, lambda: datetime.now(UTC))
+    if memory.path is not None:  # sign-in comes before any tool call, so the grants may be the first to need it
+        memory.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    database_url = memory.url
     oauth = OAuth(settings, transport=transport, database_url=database_url, cimd=cimd)
     server = build_server(
         settings, transport=oauth.upstream, clock=clock, auth=oauth.auth, token_verifier=oauth.verifier
