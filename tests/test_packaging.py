@@ -272,6 +272,7 @@ async def test_unpacked_bundle_started_from_its_manifest_config_serves_the_tools
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("EXPERITURE_", "VIRTUAL_ENV", "UV_PROJECT"))}
     # Hosts bring their own uv for a bundle of server.type "uv"; here it is the one the README's quick start gets.
     assert config["command"] == "uv"
+    inherited["EXPERITURE_DATA_DIR"] = os.environ["EXPERITURE_DATA_DIR"]  # as the user's own would be
     params = StdioServerParameters(command=uv, args=config["args"], env=inherited | config["env"])
 
     async with Client(params) as client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -40,7 +41,10 @@ CALLS = {
 @pytest.fixture(scope="module")
 def cli() -> dict[str, Run]:
     """Every command of this module, started at once (each is a Python start-up) and run to the end."""
-    env = {"PATH": "/usr/bin:/bin"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "EXPERITURE_DATA_DIR": os.environ["EXPERITURE_DATA_DIR"],
+    }  # the demo's memory: the session's, not the user's
     started = {
         name: subprocess.Popen([str(COMMAND), *args], stdout=PIPE, stderr=PIPE, text=True, env=env)
         for name, args in CALLS.items()
@@ -57,7 +61,11 @@ async def test_a_stdio_session_lists_the_tools_and_answers_without_logging_the_t
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "experiture_mcp", "--demo"],
-        env={"EXPERITURE_API_TOKEN": DEMO_TOKEN, "EXPERITURE_LOG_LEVEL": "DEBUG"},
+        env={
+            "EXPERITURE_API_TOKEN": DEMO_TOKEN,
+            "EXPERITURE_LOG_LEVEL": "DEBUG",
+            "EXPERITURE_DATA_DIR": os.environ["EXPERITURE_DATA_DIR"],
+        },
     )
     stderr_path = tmp_path / "stderr.txt"
     with stderr_path.open("w") as stderr:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ async def test_over_stdio_it_reports_progress_times_out_and_stops_polling_when_c
                 "EXPERITURE_API_TOKEN": DEMO_TOKEN,
                 "EXPERITURE_BASE_URL": url,
                 "EXPERITURE_WAIT_POLL_SECONDS": "0.2",
+                "EXPERITURE_DATA_DIR": os.environ["EXPERITURE_DATA_DIR"],
             },
         )
         with (tmp_path / "stderr.txt").open("w") as stderr:
@@ -108,7 +110,7 @@ def test_the_command_line_calls_it_and_a_finished_campaign_answers_at_once() -> 
         [str(command), "call", "wait_for_run", DEMO_CAMPAIGNS["spring-dm"], "--demo"],
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin", "EXPERITURE_DATA_DIR": os.environ["EXPERITURE_DATA_DIR"]},
         timeout=60,
         check=False,
     )
