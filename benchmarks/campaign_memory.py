@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import http_throughput
+from benchmarks.results import write_section
 from benchmarks.rpc import StdioSession, base_env
 from benchmarks.upstream import Upstream
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
@@ -219,15 +220,6 @@ def report(find: dict[str, float], stdio: dict[str, Any], hosted: dict[str, floa
     )
 
 
-def write_section(section: str, path: Path) -> None:
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 async def run(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         find = await find_over_10k(Path(tmp, "find"))
@@ -249,7 +241,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
     section = asyncio.run(run(args))
-    write_section(section, args.output)
+    write_section("memory", section, args.output)
     print(section)
 
 

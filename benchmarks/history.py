@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.results import write_section
 from benchmarks.upstream import Upstream
 from experiture_mcp.history.progress import Observation
 from experiture_mcp.models import Counts
@@ -33,15 +34,6 @@ def _observation(n: int, minute: int, run: int = 0) -> Observation:
     counts = Counts(scheduled=50_000, hydrated=50_000, composed=n * 10, injected=n * 10, sent=n * 9, failed=n)
     at = T0 + timedelta(minutes=minute)
     return Observation(at, "running", f"run-{run}", at, None, counts)
-
-
-def write_section(section: str, path: Path) -> None:
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 async def record_cost(data_dir: Path, calls: int) -> dict[str, float]:
@@ -166,7 +158,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
     section = asyncio.run(run(args))
-    write_section(section, args.output)
+    write_section("history", section, args.output)
     print(section)  # stdout-ok: a benchmark's report
 
 

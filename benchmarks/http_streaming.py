@@ -14,8 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +25,8 @@ from typing import Any
 import httpx2
 
 from benchmarks.http_throughput import CAMPAIGNS, Round
-from benchmarks.rpc import MODERN_VERSION, PROTOCOL_VERSION, HttpSession, RpcError, base_env, cpu_seconds
+from benchmarks.results import write_section
+from benchmarks.rpc import MODERN_VERSION, PROTOCOL_VERSION, HttpSession, RpcError, base_env, cpu_seconds, free_port
 from benchmarks.upstream import Upstream
 from experiture_mcp.sandbox import DEMO_TOKEN
 
@@ -40,12 +39,6 @@ LABELS = {
 ERAS = {"2025-11-25": PROTOCOL_VERSION, "2026-07-28": MODERN_VERSION}
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 START, END = "<!-- http-streaming:start -->", "<!-- http-streaming:end -->"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def app(variant: str) -> Any:
@@ -171,7 +164,7 @@ async def measure(
     kinds: dict[tuple[str, str], set[str]] = {}
     with Upstream() as api:
         env = base_env(EXPERITURE_API_TOKEN=DEMO_TOKEN, EXPERITURE_BASE_URL=api.base_url)
-        ports = {v: _free_port() for v in VARIANTS}
+        ports = {v: free_port() for v in VARIANTS}
         argv = [sys.executable, "-m", "benchmarks.http_streaming", "--serve"]
         processes = {
             v: subprocess.Popen(
@@ -271,12 +264,7 @@ def main() -> None:
     text = report(cells, kinds, args, levels)
     print(text)  # stdout-ok: the benchmark's report
     if args.write:
-        previous = RESULTS.read_text()
-        if START in previous:
-            previous = re.sub(re.escape(START) + ".*?" + re.escape(END) + "\n", lambda _: text, previous, flags=re.S)
-        else:
-            previous += "\n" + text
-        RESULTS.write_text(previous)
+        write_section("http-streaming", text, RESULTS)
 
 
 if __name__ == "__main__":

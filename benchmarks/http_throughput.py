@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 
 import httpx2
 
-from benchmarks.rpc import HttpSession, RpcError, base_env, cpu_seconds
+from benchmarks.rpc import HttpSession, RpcError, base_env, cpu_seconds, free_port
 from benchmarks.upstream import Upstream
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 
@@ -51,13 +50,7 @@ class Round:
         return statistics.quantiles(self.latencies, n=100)[int(p) - 1] * 1000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+async def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
     async with httpx2.AsyncClient() as http:
         for _ in range(300):
             if process.poll() is not None:
@@ -94,7 +87,7 @@ def _tree_cpu_seconds(pid: int) -> float:
     return sum(cpu_seconds(p) for p in pids)
 
 
-async def _round(url: str, key: str, clients: int, seconds: float, server_pid: int) -> Round:
+async def call_round(url: str, key: str, clients: int, seconds: float, server_pid: int) -> Round:
     sessions = [HttpSession(url, access_key=key) for _ in range(clients)]
     try:
         await asyncio.gather(*(s.call_tool("get_status", {"campaign_id": CAMPAIGNS[0]}) for s in sessions))  # warm
@@ -112,7 +105,7 @@ async def _round(url: str, key: str, clients: int, seconds: float, server_pid: i
 async def measure(workers: int, seconds: float, levels: list[int], **env_extra: str) -> list[Round]:
     """Start the demo API and the hosted server (`env_extra`: more settings), then one timed round per level."""
     key = secrets.token_urlsafe(32)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with Upstream() as api:
         env = base_env(EXPERITURE_API_TOKEN=DEMO_TOKEN, EXPERITURE_MCP_ACCESS_KEYS=key, **env_extra)
@@ -120,8 +113,8 @@ async def measure(workers: int, seconds: float, levels: list[int], **env_extra: 
         argv += ["--workers", str(workers), "--base-url", api.base_url]
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            await _wait_healthy(url, process)
-            return [await _round(url + "/mcp", key, clients, seconds, process.pid) for clients in levels]
+            await wait_healthy(url, process)
+            return [await call_round(url + "/mcp", key, clients, seconds, process.pid) for clients in levels]
         finally:
             process.terminate()
             process.wait(timeout=15)

@@ -1,7 +1,7 @@
 """Idle memory, ours next to the SDK floor: resident memory, then what each imports and allocates before the first call.
 
 Run from the repository root: `uv run --frozen python -m benchmarks.idle_memory [--runs N] [--write]` (about a minute);
-it prints markdown, and `--write` puts it at the end of benchmarks/RESULTS.md (benchmarks.run keeps that section).
+it prints markdown, and `--write` puts it in its section of benchmarks/RESULTS.md (benchmarks.run keeps that section).
 Both servers are started over stdio as benchmarks.run starts them and answer `initialize`; then:
 
 - resident memory (VmRSS) 0.3 s later, the median of N runs each, alternating;
@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.results import write_section
 from benchmarks.rpc import StdioSession, base_env
 from benchmarks.run import MEMORY_SECTION
 from experiture_mcp.sandbox import DEMO_TOKEN
@@ -241,7 +242,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=7, help="idle RSS runs per server (default 7)")
     parser.add_argument("--json", action="store_true", help="also print the raw figures as JSON")
-    parser.add_argument("--write", action="store_true", help=f"put the report at the end of {RESULTS.name}")
+    parser.add_argument("--write", action="store_true", help=f"put the report in its section of {RESULTS.name}")
     parser.add_argument("--notes", default="", help="markdown added under the figures (what was cut, and why)")
     args = parser.parse_args()
     rss = await idle_rss(args.runs)
@@ -254,8 +255,7 @@ async def main() -> None:
         when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         head = f"{MEMORY_SECTION} (`python -m benchmarks.idle_memory`, commit {commit()}, {when})"
         section = f"{head}\n\n{text}\n" + (f"\n{args.notes.strip()}\n" if args.notes else "")
-        kept = RESULTS.read_text(encoding="utf-8").partition(MEMORY_SECTION)[0].rstrip("\n")
-        RESULTS.write_text(f"{kept}\n\n{section}", encoding="utf-8")
+        write_section("idle-memory", section, RESULTS)
     if args.json:
         modules = {label: loaded for label, (_, loaded) in snaps.items()}
         raw: dict[str, Any] = {"rss_kib": rss, "waterfall": steps, "modules": modules}

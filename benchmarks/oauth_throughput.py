@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 
-from benchmarks.http_throughput import Round, _free_port, _round, _wait_healthy, measure
-from benchmarks.rpc import base_env
+from benchmarks.http_throughput import Round, call_round, measure, wait_healthy
+from benchmarks.rpc import base_env, free_port
 from benchmarks.upstream import Upstream
 from experiture_mcp.sandbox import DEMO_TOKEN
 
@@ -61,7 +61,7 @@ async def sign_in(url: str) -> str:
 
 async def measure_oauth(seconds: float, levels: list[int]) -> list[Round]:
     """Start the demo API and an OAuth-mode server, sign in once, then one timed round per level."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with Upstream() as api, tempfile.TemporaryDirectory() as data_dir:
         env = base_env(
@@ -74,9 +74,9 @@ async def measure_oauth(seconds: float, levels: list[int]) -> list[Round]:
         argv += ["--base-url", api.base_url]
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            await _wait_healthy(url, process)
+            await wait_healthy(url, process)
             token = await sign_in(url)
-            return [await _round(url + "/mcp", token, clients, seconds, process.pid) for clients in levels]
+            return [await call_round(url + "/mcp", token, clients, seconds, process.pid) for clients in levels]
         finally:
             process.terminate()
             process.wait(timeout=15)

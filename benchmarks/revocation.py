@@ -35,8 +35,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from tests._postgres import Cluster, find_bin
 
-from benchmarks.http_throughput import _free_port, _wait_healthy  # pyright: ignore[reportPrivateUsage]
-from benchmarks.rpc import base_env, cpu_seconds
+from benchmarks.http_throughput import wait_healthy
+from benchmarks.results import write_section
+from benchmarks.rpc import base_env, cpu_seconds, free_port
 from benchmarks.upstream import Upstream
 from experiture_mcp.memory.store import async_url
 from experiture_mcp.oauth.listener import APPLICATION_NAME
@@ -289,7 +290,7 @@ async def measure(stack: ExitStack, logs: Path, cluster: Cluster, revocations: i
     pg_env = {**common, "EXPERITURE_DATABASE_URL": database_url}
     (logs / "data").mkdir()
     lite_env = {**common, "EXPERITURE_DATA_DIR": str(logs / "data")}
-    ports = [_free_port() for _ in range(5)]
+    ports = [free_port() for _ in range(5)]
     pg_public, lite_public = f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[3]}"
     pg = Setup(
         "PostgreSQL", [stack.enter_context(replica(n, pg_public, ports[i], pg_env, logs)) for i, n in enumerate("AB")]
@@ -299,7 +300,7 @@ async def measure(stack: ExitStack, logs: Path, cluster: Cluster, revocations: i
         [stack.enter_context(replica(n, lite_public, ports[3 + i], lite_env, logs)) for i, n in enumerate("AB")],
     )
     for r in pg.replicas + lite.replicas:
-        await _wait_healthy(r.url, r.process)
+        await wait_healthy(r.url, r.process)
     await wait_listeners(database_url, 2)
     sys.stderr.write(f"  started in {time.perf_counter() - begun:.1f} s\n")
     idle = await measure_idle(pg, lite, cluster, database_url)
@@ -313,7 +314,7 @@ async def measure(stack: ExitStack, logs: Path, cluster: Cluster, revocations: i
         sys.stderr.write("  two processes measured\n")
         c = stack.enter_context(replica("C", pg_public, ports[2], pg_env, logs))
         three = Setup("PostgreSQL", [*pg.replicas, c], client_id=pg.client_id)
-        await _wait_healthy(c.url, c.process)
+        await wait_healthy(c.url, c.process)
         await wait_listeners(database_url, 3)
         for _ in range(revocations):
             await revoke_once(http, three)
@@ -397,22 +398,13 @@ def _idle_verdict(idle: Idle) -> str:
     return f"A listening PostgreSQL process used {extra * 1000:.0f} ms more CPU than a SQLite one over the idle time."
 
 
-def write_section(section: str, path: Path) -> None:
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--revocations", type=int, default=50, help="revocations per setup (default 50)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
     section = asyncio.run(run(args))
-    write_section(section, args.output)
+    write_section("revocation", section, args.output)
     print(section)  # stdout-ok: a benchmark's report
 
 

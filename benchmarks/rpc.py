@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import os
+import socket
 import time
 from typing import Any
 
@@ -175,3 +176,10 @@ def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EXPERITURE_", "FLOOR_"))}
     env.update(extra)
     return env
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

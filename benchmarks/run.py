@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import json
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from typing import Any
 import httpx2
 
 from benchmarks.facts import FactCheck, approx_tokens, check_facts
-from benchmarks.rpc import HttpSession, StdioSession, base_env, cpu_seconds
+from benchmarks.rpc import HttpSession, StdioSession, base_env, cpu_seconds, free_port
 from benchmarks.upstream import Upstream
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 
@@ -39,13 +38,13 @@ LEVELS = (1, 10, 50)
 ENDPOINTS = {"get_summary": "summary", "get_status": "status", "get_metrics": "metrics"}
 OURS_LABEL, FLOOR_LABEL = "experiture-mcp", "SDK floor"
 RENDERED_LABEL = "SDK floor + our model and text"  # floor_server.py with FLOOR_RENDER=1
-MEMORY_SECTION = "## Idle memory breakdown"  # written by benchmarks/idle_memory.py --write, kept by this run
+MEMORY_SECTION = "## Idle memory breakdown"  # the heading of benchmarks/idle_memory.py --write's section
 # Sections of RESULTS.md that other benchmarks write (wait_polls.py by hand, the memory, history, http_streaming and
 # revocation ones themselves).
 KEPT_SECTIONS = (
     "## wait_for_run",
     "<!-- memory:start -->",
-    MEMORY_SECTION,
+    "<!-- idle-memory:start -->",
     "<!-- history:start -->",
     "<!-- http-streaming:start -->",
     "<!-- revocation:start -->",
@@ -291,12 +290,6 @@ async def measure_tokens(ours: StdioSession, floor: StdioSession, http: httpx2.A
     _progress("tokens done")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _http_mode_available() -> bool:
     done = subprocess.run([OURS, "--help"], capture_output=True, text=True, check=False, timeout=60)
     return "--transport" in done.stdout
@@ -304,7 +297,7 @@ def _http_mode_available() -> bool:
 
 async def _serve_http(server: Server, log: Path) -> tuple[asyncio.subprocess.Process, str]:
     assert server.http_argv is not None
-    port = _free_port()
+    port = free_port()
     with log.open("wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
             *server.http_argv(port), env=server.env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr
