@@ -96,9 +96,9 @@ def recorded(demo_api: str, scripted_server: tuple[ScriptedAPI, str]) -> Recorde
     return Recorded(demo, results[-1], hostile, hostile_results[-1])
 
 
-async def _histories() -> dict[str, Wire]:
+async def _histories(data_dir: Path) -> dict[str, Wire]:
     # The demo remembers its live push's past runs; a campaign it never checked has no history.
-    settings = Settings(demo=True, base_url=DEMO_BASE_URL, api_token=SecretStr(DEMO_TOKEN))
+    settings = Settings(demo=True, base_url=DEMO_BASE_URL, api_token=SecretStr(DEMO_TOKEN), data_dir=data_dir)
     transport = httpx2.ASGITransport(app=create_app(clock=frozen_clock))
     tokyo, winback = DEMO_CAMPAIGNS["tokyo-push"], DEMO_CAMPAIGNS["winback-email"]
     async with Client(build_server(settings, transport=transport, clock=frozen_clock)) as client:
@@ -110,8 +110,8 @@ async def _histories() -> dict[str, Wire]:
 
 
 @pytest.fixture(scope="module")
-def histories(recorded: Recorded) -> dict[str, Wire]:
-    return anyio.run(_histories)
+def histories(recorded: Recorded, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Wire]:
+    return anyio.run(_histories, tmp_path_factory.mktemp("histories"))  # a memory of its own, at the frozen minute
 
 
 @pytest.fixture(scope="module")
@@ -594,7 +594,7 @@ def cli_view(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> t
         text=True,
         timeout=60,
         check=False,
-        env={"PATH": os.environ.get("PATH", ""), **(env or {})},
+        env={"PATH": os.environ.get("PATH", ""), "EXPERITURE_DATA_DIR": str(tmp_path / "data"), **(env or {})},
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and f"wrote {out}" in done.stderr
