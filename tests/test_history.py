@@ -202,6 +202,31 @@ async def test_with_two_server_processes_on_one_store_a_change_is_measured_from_
 
 
 @pytest.mark.anyio
+async def test_an_overview_row_measures_its_change_from_another_processs_newer_check(
+    era: str, scripted_server: tuple[ScriptedAPI, str], database_url: str
+) -> None:
+    api, url = scripted_server
+    api.reset()
+    clock = Clock(NOW)
+    store = {"database_url": SecretStr(database_url)}
+    async with client_of(url, era, clock, **store) as a, client_of(url, era, clock, **store) as b:
+        api.script(SCRIPTED, ok(status_of(100, 0)))
+        await a.call_tool("get_overview", {"campaign_ids": [SCRIPTED]})
+        await history(a, SCRIPTED)  # a's write is flushed
+        api.script(SCRIPTED, ok(status_of(150, 0)))
+        clock.to(60)
+        await call(b, "get_status", SCRIPTED)
+        await history(b, SCRIPTED)
+        api.script(SCRIPTED, ok(status_of(175, 0)))
+        clock.to(180)
+        result = await a.call_tool("get_overview", {"campaign_ids": [SCRIPTED]})
+
+    assert result.structured_content is not None, text_of(result)
+    [row] = result.structured_content["rows"]
+    assert row["sinceLastCheck"] == "Changed since the last check 2m00s ago: sent +25."  # b's check, not a's own
+
+
+@pytest.mark.anyio
 async def test_state_changes_and_new_runs_from_a_scripted_api(
     era: str, scripted_server: tuple[ScriptedAPI, str]
 ) -> None:

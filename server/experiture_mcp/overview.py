@@ -107,6 +107,7 @@ class Remembered(Protocol):
     async def timeline(
         self, token: str | None, campaign_id: str, stored: Sequence[Snapshot] | None = None
     ) -> list[Snapshot]: ...
+    async def stored(self, token: str | None, campaign_id: str) -> list[Snapshot] | None: ...
 
 
 class OverviewState(Protocol):
@@ -334,7 +335,9 @@ async def _with_history(
             rows.append(row)
             continue
         zone = status.schedule.timezone if status.schedule else None
-        checked = await check(memory, tenant, row.campaign_id, observed[row.campaign_id], zone, now)
+        # The store's newest check too: another worker or replica may have checked since this process did.
+        stored = await memory.stored(tenant, row.campaign_id)
+        checked = await check(memory, tenant, row.campaign_id, observed[row.campaign_id], zone, now, stored)
         change = checked.structured.get("sinceLastCheck")
         update: dict[str, Any] = {"since_last_check": change["text"] if change else None}
         if checked.stalled:
