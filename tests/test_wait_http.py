@@ -21,6 +21,7 @@ from _waiting import Accelerated, Progress, demo, structured, wait
 from conftest import NOW, Instrumented, ServedApp, free_port, frozen_clock, text_of
 from experiture_mcp.config import Settings
 from experiture_mcp.hosted import MCP_PATH, STREAMING_TOOLS, build_app
+from experiture_mcp.inflight import Registry, caller_identity
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
 from test_oauth_flow import Hosted as OAuthHosted
 from test_oauth_flow import signed_in
@@ -280,3 +281,16 @@ async def test_every_tool_that_reports_progress_streams_over_hosted_http(client:
         result = await client.call_tool(tool.name, given, progress_callback=record)
         assert not result.is_error, (tool.name, text_of(result))
     assert reporting == STREAMING_TOOLS
+
+
+@pytest.mark.anyio
+async def test_a_reused_request_id_belongs_to_the_newest_call_even_while_the_older_exchange_is_ending() -> None:
+    calls = Registry()
+    caller = caller_identity(b"key", None)
+    with calls.holding(caller, 1) as older:
+        with calls.holding(caller, 1) as newer:  # the client is done with the older call, its exchange not yet
+            assert calls.cancel(caller, 1)
+            assert newer.scope.cancel_called and not older.scope.cancel_called
+        assert not calls.cancel(caller, 1) and len(calls) == 0  # the older call's end leaves nothing behind
+    assert older.scope.cancel_called  # its exchange ended: whatever the SDK still runs for it stops
+    assert not calls.cancel(caller_identity(b"other", None), 1)

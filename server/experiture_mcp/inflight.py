@@ -58,14 +58,14 @@ class Registry:
         call = InFlight()
         ident = _id_key(request_id)
         key = (caller, ident) if caller is not None and ident is not None else None
-        if key is not None and key in self._calls:
-            key = None  # the same caller reusing an id still in flight: the first call keeps it
         if key is not None:
+            # A client reuses an id only once it is done with the call that had it (JSON-RPC), though that call's
+            # exchange may not have ended here yet: the newest call takes the id.
             self._calls[key] = call
         try:
             yield call
         finally:
-            if key is not None:
+            if key is not None and self._calls.get(key) is call:
                 del self._calls[key]
             call.cancel()  # a handler the SDK runs outside this exchange (2025-11-25) must not outlive it
 
