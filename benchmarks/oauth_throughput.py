@@ -9,54 +9,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import os
-import re
 import secrets
 import subprocess
 import sys
 import tempfile
-from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 
 from benchmarks.http_throughput import Round, call_round, measure, wait_healthy
+from benchmarks.oauth_client import register, sign_in
 from benchmarks.rpc import base_env, free_port
 from benchmarks.upstream import Upstream
-from experiture_mcp.sandbox import DEMO_TOKEN
-
-CALLBACK = "http://127.0.0.1:9/callback"
 
 
-async def sign_in(url: str) -> str:
-    """An OAuth access token for DEMO_TOKEN: register, authorize, consent, exchange."""
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+async def access_token(url: str) -> str:
+    """An OAuth access token for DEMO_TOKEN, signed in through the consent page."""
     async with httpx2.AsyncClient(follow_redirects=False) as http:
-        body = {"redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none", "client_name": "Benchmark"}
-        client_id = (await http.post(url + "/register", json=body)).json()["client_id"]
-        params = {
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": CALLBACK,
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-            "state": "bench",
-        }
-        consent = (await http.get(url + "/authorize", params=params)).headers["location"]
-        page = (await http.get(consent)).text
-        fields = dict(re.findall(r'name="(txn|csrf)" value="([^"]+)"', page))
-        answer = await http.post(url + "/oauth/consent", data={**fields, "token": DEMO_TOKEN, "action": "allow"})
-        code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": CALLBACK,
-            "client_id": client_id,
-            "code_verifier": verifier,
-        }
-        return str((await http.post(url + "/token", data=form)).json()["access_token"])
+        return (await sign_in(http, url, await register(http, url)))[0]
 
 
 async def measure_oauth(seconds: float, levels: list[int]) -> list[Round]:
@@ -75,7 +45,7 @@ async def measure_oauth(seconds: float, levels: list[int]) -> list[Round]:
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             await wait_healthy(url, process)
-            token = await sign_in(url)
+            token = await access_token(url)
             return [await call_round(url + "/mcp", token, clients, seconds, process.pid) for clients in levels]
         finally:
             process.terminate()

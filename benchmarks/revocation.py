@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import os
-import re
 import secrets
 import signal
 import statistics
@@ -28,7 +25,6 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 from sqlalchemy import text
@@ -36,16 +32,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests._postgres import Cluster, find_bin
 
 from benchmarks.http_throughput import wait_healthy
+from benchmarks.oauth_client import register, sign_in
 from benchmarks.results import write_section
 from benchmarks.rpc import base_env, cpu_seconds, free_port
 from benchmarks.upstream import Upstream
 from experiture_mcp.memory.store import async_url
 from experiture_mcp.oauth.listener import APPLICATION_NAME
-from experiture_mcp.sandbox import DEMO_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- revocation:start -->", "<!-- revocation:end -->"
-CALLBACK = "http://127.0.0.1:9/callback"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Mcp-Protocol-Version": "2025-11-25"}
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}  # authenticated like any MCP request, no upstream call
 POLL_SECONDS = 0.002
@@ -79,47 +74,6 @@ class Setup:
     @property
     def public(self) -> str:
         return self.replicas[0].url
-
-
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-
-
-async def register(http: httpx2.AsyncClient, url: str) -> str:
-    """A public client (DCR), reused for every sign-in of a setup."""
-    body = {"redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none", "client_name": "Benchmark"}
-    answer = await http.post(url + "/register", json=body)
-    if answer.status_code != 201:
-        raise RuntimeError(f"/register answered {answer.status_code}: {answer.text[:300]}")
-    return str(answer.json()["client_id"])
-
-
-async def sign_in(http: httpx2.AsyncClient, url: str, client_id: str) -> tuple[str, str]:
-    """Access and refresh token for DEMO_TOKEN: authorize, consent as a browser submits it, exchange the code."""
-    verifier, challenge = _pkce()
-    params = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": CALLBACK,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "state": "bench",
-    }
-    consent = (await http.get(url + "/authorize", params=params)).headers["location"]
-    fields = dict(re.findall(r'name="(txn|csrf)" value="([^"]+)"', (await http.get(consent)).text))
-    answer = await http.post(url + "/oauth/consent", data={**fields, "token": DEMO_TOKEN, "action": "allow"})
-    code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": CALLBACK,
-        "client_id": client_id,
-        "code_verifier": verifier,
-    }
-    tokens = await http.post(url + "/token", data=form)
-    tokens.raise_for_status()
-    return str(tokens.json()["access_token"]), str(tokens.json()["refresh_token"])
 
 
 async def accepted(http: httpx2.AsyncClient, replica: Replica, access: str) -> bool:
