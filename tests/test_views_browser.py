@@ -370,17 +370,21 @@ def colors(shown: Shown) -> tuple[float, float]:
     return luminance(background), luminance(text)
 
 
+def case_of(view: View, recorded: Recorded, histories: dict[str, Wire], funnel: str) -> tuple[str, Wire, Wire]:
+    """One recorded answer each view shows: tool, arguments and result (the funnel of the demo campaign `funnel`)."""
+    if view is FUNNEL:
+        campaign_id = DEMO_CAMPAIGNS[funnel]
+        return "get_status", {"campaign_id": campaign_id}, recorded.demo[campaign_id, "get_status"]
+    if view is HISTORY:
+        return "get_history", {"campaign_id": DEMO_CAMPAIGNS["tokyo-push"]}, histories["all"]
+    return "get_overview", {"campaign_ids": EVERY_ID}, recorded.overview
+
+
 @pytest.mark.parametrize("view", [FUNNEL, OVERVIEW, HISTORY], ids=lambda v: v.name)
 def test_dark_theme_and_a_live_switch_to_light(
     page: Any, recorded: Recorded, histories: dict[str, Wire], view: View
 ) -> None:
-    if view is FUNNEL:
-        tool, arguments = "get_status", {"campaign_id": DEMO_CAMPAIGNS["winback-email"]}
-        result = recorded.demo[DEMO_CAMPAIGNS["winback-email"], "get_status"]
-    elif view is HISTORY:
-        tool, arguments, result = "get_history", {"campaign_id": DEMO_CAMPAIGNS["tokyo-push"]}, histories["all"]
-    else:
-        tool, arguments, result = "get_overview", {"campaign_ids": EVERY_ID}, recorded.overview
+    tool, arguments, result = case_of(view, recorded, histories, funnel="winback-email")
 
     shown = open_view(page, view, tool, arguments, result, theme="dark")
     shown.screenshot(f"{view.name}-dark")
@@ -418,13 +422,7 @@ def test_the_hosts_own_theme_variables_win(page: Any, recorded: Recorded) -> Non
 def test_a_narrow_width_wraps_without_sideways_scrolling(
     page: Any, recorded: Recorded, histories: dict[str, Wire], view: View
 ) -> None:
-    if view is FUNNEL:
-        tool, arguments = "get_status", {"campaign_id": DEMO_CAMPAIGNS["tokyo-push"]}
-        result = recorded.demo[DEMO_CAMPAIGNS["tokyo-push"], "get_status"]
-    elif view is HISTORY:
-        tool, arguments, result = "get_history", {"campaign_id": DEMO_CAMPAIGNS["tokyo-push"]}, histories["all"]
-    else:
-        tool, arguments, result = "get_overview", {"campaign_ids": EVERY_ID}, recorded.overview
+    tool, arguments, result = case_of(view, recorded, histories, funnel="tokyo-push")
 
     shown = open_view(page, view, tool, arguments, result, width=320)
     shown.screenshot(f"{view.name}-narrow")
