@@ -405,7 +405,7 @@ async def _check_over_http(url: str, key: str, database: Path) -> tuple[str, dic
 
     headers = {"Authorization": f"Bearer {key}", "X-Experiture-Token": DEMO_TOKEN}
     async with (
-        httpx2.AsyncClient(headers=headers, event_hooks={"response": [note]}) as http,
+        httpx2.AsyncClient(headers=headers, event_hooks={"response": [note]}, timeout=30) as http,  # a cold worker
         Client(streamable_http_client(url + MCP_PATH, http_client=http), mode="legacy") as client,  # type: ignore[arg-type]
     ):
         _, data = await call(client, "get_status", DEMO_CAMPAIGNS["spring-dm"])

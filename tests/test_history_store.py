@@ -12,6 +12,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from experiture_mcp.history.progress import Observation
@@ -204,3 +205,46 @@ def test_merging_another_process_checks_keeps_each_snapshot_once_last_checked_at
     again = Snapshot(running(at(7), 400), at(8))  # first seen by another process too: one snapshot, seen until 8
     assert merge(mine, [again]) == [Snapshot(new.observation, at(8)), old]
     assert merge([], [new, old]) == [new, old]
+
+
+@pytest.mark.anyio
+async def test_a_tenant_forgotten_for_good_is_never_written_again_even_by_writers_racing_the_forgetting(
+    database_url: str,
+) -> None:
+    stores = [await Store.open(database_url) for _ in range(3)]  # three processes' pools, one database
+    forgetting, *writers = stores
+    try:
+        await forgetting.remember("kept", [Entry(TOKYO, name="Tokyo")], T0)
+        await forgetting.remember("gone", [Entry(TOKYO, name="Tokyo")], T0)
+        written = 0
+
+        async def keep_writing(store: Store, until: anyio.Event) -> None:
+            nonlocal written
+            while not until.is_set():
+                written += 1
+                at = T0 + timedelta(seconds=written)
+                await store.remember("gone", [Entry(TOKYO, name="Tokyo")], at)
+                await store.record("gone", [(TOKYO, running(at, written))], keep_after=FAR, cap=50)
+
+        done = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            for store in writers:
+                tg.start_soon(keep_writing, store, done)
+            while written < 20:
+                await anyio.sleep(0.01)
+            assert await forgetting.forget("gone", None, for_good=T0) == 1
+            at_forgetting = written
+            while written < at_forgetting + 20:  # writes keep coming after it: none of them lands
+                await anyio.sleep(0.01)
+            done.set()
+
+        assert await forgetting.entries("gone") == [] and await forgetting.snapshots("gone", TOKYO) == []
+        assert [e.name for e in await forgetting.entries("kept")] == ["Tokyo"]  # nobody else's memory
+        await forgetting.forget("kept", None)  # a token's memory, forgotten as `campaigns forget` does: not for good
+        await forgetting.remember("kept", [Entry(TOKYO, name="Tokyo again")], T0)
+        assert [e.name for e in await forgetting.entries("kept")] == ["Tokyo again"]
+        with pytest.raises(ValueError, match="only a whole tenant"):
+            await forgetting.forget("kept", [TOKYO], for_good=T0)
+    finally:
+        for store in stores:
+            await store.aclose()

@@ -1,19 +1,24 @@
-"""`experiture-mcp oauth add-client|list|revoke|purge` against the database a running OAuth server uses."""
+"""`experiture-mcp oauth add-client|list|revoke|forget|purge` against the database a running OAuth server uses."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 import pytest
+from sqlalchemy import Table
 
 from _oauth_browser import Browser
 from experiture_mcp.cli import main
+from experiture_mcp.memory.schema import campaigns, snapshots
+from experiture_mcp.oauth.schema import lineages
 from experiture_mcp.sandbox import DEMO_TOKEN
 from test_oauth_failures import CALLBACK, SECRET_KEY, Hosted, authorize_url, call, pkce, serve
 
@@ -126,3 +131,61 @@ def test_misuse_is_refused_with_a_fix(
     monkeypatch.delenv("EXPERITURE_MCP_SECRET_KEY")
     code, _, err = run(capsys, hosted, "list")
     assert code == 2 and "EXPERITURE_MCP_SECRET_KEY is not set" in err
+
+
+def memories(hosted: Hosted, table: Table = snapshots) -> set[str]:
+    """The tenants with rows in one of the memory's tables, read from the real SQLite file."""
+    with closing(sqlite3.connect(hosted.data_dir / "memory.sqlite3")) as db:
+        return {tenant for (tenant,) in db.execute(f"SELECT DISTINCT tenant FROM {table.name}")}
+
+
+def until(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Wait for the server's queued memory writes (they are made off the call's path)."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < seconds, f"not so after {seconds} s"
+        time.sleep(0.05)
+
+
+def test_forgetting_a_grant_ends_every_grant_sharing_its_memory_and_deletes_that_memory(
+    capsys: pytest.CaptureFixture[str], hosted: Hosted
+) -> None:
+    clients: list[str] = []
+    for name in ("Reporting Desk", "Reporting Desk"):
+        _, out, _ = run(capsys, hosted, "add-client", "--redirect-uri", CALLBACK, "--name", name, "--public")
+        clients.append(out.split("client_id: ")[1].split()[0])
+    first = anyio.run(sign_in, hosted, clients[0], None)  # each sign-in makes a call: memory and a snapshot
+    second = anyio.run(sign_in, hosted, clients[0], None)  # the same client and token: the same memory
+    other = anyio.run(sign_in, hosted, clients[1], None)  # another client: a memory of its own
+    until(lambda: len(memories(hosted)) == 2 and len(memories(hosted, campaigns)) == 2)
+    _, out, _ = run(capsys, hosted, "list", "--json")
+    listed = {g["client_id"]: g for g in reversed(json.loads(out)["grants"])}  # oldest first: the first grant wins
+    assert all(g["remembered_campaigns"] == 1 for g in listed.values())
+    _, out, _ = run(capsys, hosted, "list")
+    assert out.count("memory: 1 campaign(s)") == 3
+    before = memories(hosted)
+
+    code, out, err = run(capsys, hosted, "forget", listed[clients[0]]["grant_id"])
+    assert (code, err) == (0, "")
+    assert out.strip() == (
+        "Ended 2 grant(s) and forgot 1 remembered campaign(s) with their history; signing in again starts a new memory."
+    )
+    assert anyio.run(status_within, hosted, first["access_token"], 401) < 0.75
+    assert anyio.run(status_within, hosted, second["access_token"], 401) < 0.75
+    assert anyio.run(status_within, hosted, other["access_token"], 200) < 0.5  # the other client's memory lives on
+    kept = memories(hosted)
+    assert len(kept) == 1 and kept < before and memories(hosted, campaigns) == kept
+    assert memories(hosted, lineages) == kept  # the forgotten lineage goes: no later grant continues it
+
+    anyio.run(sign_in, hosted, clients[0], None)  # the same client and token again: a new memory
+    until(lambda: len(memories(hosted)) == 2)
+    assert memories(hosted) & before == kept
+
+    again = listed[clients[0]]["grant_id"]  # ended, its row not yet swept: forgetting it again finds nothing left
+    assert run(capsys, hosted, "forget", again)[:2] == (
+        0,
+        "Ended 0 grant(s) and forgot 0 remembered campaign(s) "
+        "with their history; signing in again starts a new memory.\n",
+    )
+    code, _, err = run(capsys, hosted, "forget", "no-such-grant")
+    assert code == 1 and "no grant no-such-grant" in err

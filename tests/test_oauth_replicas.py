@@ -13,6 +13,7 @@ from collections.abc import Generator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -48,6 +49,12 @@ def operator(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     """`experiture-mcp oauth ARGS` as an operator runs it, against the replicas' database."""
     command = [sys.executable, "-m", "experiture_mcp", "oauth", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=True)
+
+
+def of_client(env: dict[str, str], client_id: str) -> dict[str, Any]:
+    """The one grant of this client, as `oauth list --json` shows it."""
+    [grant] = [g for g in json.loads(operator(env, "list", "--json").stdout)["grants"] if g["client_id"] == client_id]
+    return grant
 
 
 @contextmanager
@@ -95,7 +102,7 @@ async def test_a_token_from_one_replica_works_on_the_other_and_a_revocation_on_o
         with anyio.fail_after(60):
             await healthy(a.url)
             await healthy(b.url)
-        async with httpx2.AsyncClient(follow_redirects=False) as http:
+        async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as http:  # cold replicas, a loaded machine
             done = await consent(http, a)  # consent and code on A
             tokens = (await exchange(http, b, done)).json()  # the code redeemed on B
             assert (await call(http, a, tokens["access_token"])).status_code == 200
@@ -129,6 +136,19 @@ async def test_a_token_from_one_replica_works_on_the_other_and_a_revocation_on_o
             operator(env, "revoke", grant_id)  # an operator ends it from a terminal
             assert (await call(http, a, last["access_token"])).status_code == 401
             assert (await call(http, b, last["access_token"])).status_code == 401
+
+            fourth = await consent(http, b)
+            gone = (await exchange(http, b, fourth)).json()
+            assert (await call(http, a, gone["access_token"])).status_code == 200  # memory of a campaign, on A
+            assert (await call(http, b, gone["access_token"])).status_code == 200  # cached on B
+            with anyio.fail_after(10):  # the memory is written off the call's path
+                while (grant := of_client(env, fourth.client_id))["remembered_campaigns"] != 1:
+                    await anyio.sleep(0.1)
+            forgot = operator(env, "forget", grant["grant_id"]).stdout
+            assert forgot.startswith("Ended 1 grant(s) and forgot 1 remembered campaign(s) with their history")
+            assert (await call(http, a, gone["access_token"])).status_code == 401
+            assert (await call(http, b, gone["access_token"])).status_code == 401
+            assert of_client(env, fourth.client_id)["remembered_campaigns"] == 0
     text = "".join(log.read_text() for log in logs)
     assert text.count(f"callers sign in with OAuth (issuer {public}") == 2  # each replica's banner
     assert text.count("listening for revocations on PostgreSQL") == 2  # each replica's listener, connected once

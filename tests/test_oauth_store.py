@@ -326,7 +326,7 @@ async def test_grants_from_before_tenants_each_become_their_own_tenant(database_
             await conn.execute(text(row), {"g": grant_id, "b": b"x", "t": clock.now})
     await engine.dispose()
 
-    store = await GrantStore.open(database_url, SECRET, clock)  # upgrades to 0005
+    store = await GrantStore.open(database_url, SECRET, clock)  # upgrades through 0005 to the head
     await store.aclose()
     engine = create_async_engine(store_module.async_url(database_url))
     try:

@@ -33,6 +33,7 @@ tenants = Table(
     metadata,
     Column("tenant", String(64), primary_key=True),
     Column("version", Integer, nullable=False),  # bumped by every write, so a process knows its cache is stale
+    Column("forgotten_at", DateTime(timezone=True)),  # added by 0006: forgotten for good, never written again
 )
 
 secrets = Table(

@@ -227,8 +227,21 @@ class Store:
         update["tags"] = func.coalesce(func.nullif(stmt.excluded.tags, ""), campaigns.c.tags)
         upsert = stmt.on_conflict_do_update(index_elements=["tenant", "campaign_id"], set_=update)
         async with self._write() as conn:
+            if not await self._writable(conn, tenant):
+                return
             await conn.execute(upsert, rows)
             await self._bump(conn, tenant)
+
+    async def _writable(self, conn: AsyncConnection, tenant: str) -> bool:
+        """Lock the tenant's row until this transaction ends; False when the tenant was forgotten for good.
+
+        With the lock, a write and a `forget(..., for_good=True)` at the same moment come one after the other, on
+        PostgreSQL too: the write either sees the mark and writes nothing, or commits before the forgetting starts,
+        which then deletes it."""
+        stmt = self._insert(tenants).values(tenant=tenant, version=0)
+        await conn.execute(stmt.on_conflict_do_nothing(index_elements=["tenant"]))
+        mark = select(tenants.c.forgotten_at).where(tenants.c.tenant == tenant).with_for_update()
+        return (await conn.execute(mark)).scalar() is None
 
     async def _bump(self, conn: AsyncConnection, tenant: str) -> None:
         stmt = self._insert(tenants).values(tenant=tenant, version=1)
@@ -259,15 +272,25 @@ class Store:
         async with self._read() as conn:
             return int((await conn.execute(query)).scalar_one())
 
-    async def forget(self, tenant: str, campaign_ids: Iterable[str] | None) -> int:
-        """Remove the given entries and their history (None: all of the tenant's); how many entries were removed."""
+    async def forget(self, tenant: str, campaign_ids: Iterable[str] | None, *, for_good: datetime | None = None) -> int:
+        """Remove the given entries and their history (None: all of the tenant's); how many entries were removed.
+
+        `for_good` (all of them only) also marks the tenant forgotten at that time: nothing is written for it again,
+        not even by a call that was answered as it was forgotten (a grant's tenant is never used again)."""
         stmt = delete(campaigns).where(campaigns.c.tenant == tenant)
         history = delete(snapshots).where(snapshots.c.tenant == tenant)
         if campaign_ids is not None:
+            if for_good is not None:
+                raise ValueError("only a whole tenant is forgotten for good")
             ids = [c.lower() for c in campaign_ids]
             stmt = stmt.where(campaigns.c.campaign_id.in_(ids))
             history = history.where(snapshots.c.campaign_id.in_(ids))
         async with self._write() as conn:
+            if for_good is not None:  # first, so that a write under way either commits before this or sees the mark
+                mark = self._insert(tenants).values(tenant=tenant, version=1, forgotten_at=for_good)
+                await conn.execute(
+                    mark.on_conflict_do_update(index_elements=["tenant"], set_={"forgotten_at": for_good})
+                )
             removed = (await conn.execute(stmt)).rowcount
             await conn.execute(history)
             await self._bump(conn, tenant)
@@ -282,6 +305,8 @@ class Store:
         if not observed:
             return
         async with self._write() as conn:
+            if not await self._writable(conn, tenant):
+                return
             for campaign_id in dict.fromkeys(cid.lower() for cid, _ in observed):
                 mine = (snapshots.c.tenant == tenant) & (snapshots.c.campaign_id == campaign_id)
                 latest_query = (

@@ -1,4 +1,4 @@
-"""`experiture-mcp oauth add-client|list|revoke|purge`: OAuth clients and grants for operators."""
+"""`experiture-mcp oauth add-client|list|revoke|forget|purge`: OAuth clients and grants for operators."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def add_oauth_command(commands: Any, parents: Sequence[argparse.ArgumentParser])
     oauth = commands.add_parser(
         "oauth",
         parents=list(parents),
-        help="OAuth mode's clients and grants: mint a static client, list, revoke, purge",
+        help="OAuth mode's clients and grants: mint a static client, list, revoke, forget a user's memory, purge",
     )
     actions = oauth.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser(
@@ -41,6 +41,12 @@ def add_oauth_command(commands: Any, parents: Sequence[argparse.ArgumentParser])
     revoke = actions.add_parser("revoke", parents=list(parents), help="end grants at once (their tokens stop working)")
     revoke.add_argument("grant_ids", nargs="*", metavar="GRANT", help="grant ids, as `oauth list` shows them")
     revoke.add_argument("--client", metavar="CLIENT_ID", help="remove this client and end all its grants")
+    forget = actions.add_parser(
+        "forget",
+        parents=list(parents),
+        help="end grants and delete the campaign memory and history they share (a later sign-in starts afresh)",
+    )
+    forget.add_argument("grant_ids", nargs="+", metavar="GRANT", help="grant ids, as `oauth list` shows them")
     purge = actions.add_parser("purge", parents=list(parents), help="delete expired and revoked rows")
     purge.add_argument("--all-grants", action="store_true", help="also end every live grant (everyone signs in again)")
 
@@ -94,6 +100,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 if args.action == "revoke":
                     done = await _revoke(store, args.grant_ids, args.client)
+                elif args.action == "forget":
+                    done = await _forget(store, args.grant_ids)
                 else:
                     done = await _purge(store, everything=args.all_grants)
             finally:
@@ -124,6 +132,7 @@ async def _add(store: Any, args: argparse.Namespace) -> int:
 async def _list(store: Any, *, as_json: bool) -> int:
     clients = await store.list_clients()
     grants = await store.grant_list()
+    remembered = await store.remembered([g.tenant for g in grants])
     if as_json:
         data = {
             "clients": [
@@ -138,6 +147,7 @@ async def _list(store: Any, *, as_json: bool) -> int:
                     "created_at": g.created_at.isoformat(),
                     "expires_at": g.expires_at.isoformat(),
                     "revoked_at": g.revoked_at.isoformat() if g.revoked_at else None,
+                    "remembered_campaigns": remembered[g.tenant],
                 }
                 for g in grants
             ],
@@ -153,7 +163,8 @@ async def _list(store: Any, *, as_json: bool) -> int:
         state = "revoked " + g.revoked_at.strftime("%Y-%m-%d %H:%M") if g.revoked_at else "live"
         _out(
             f"  {g.grant_id}  {state}  client {g.client_id}  token …{g.fingerprint[:8]}  "
-            f"{' '.join(g.upstream_scopes) or 'no scopes'}  until {g.expires_at:%Y-%m-%d}"
+            f"{' '.join(g.upstream_scopes) or 'no scopes'}  until {g.expires_at:%Y-%m-%d}  "
+            f"memory: {remembered[g.tenant]} campaign(s)"
         )
     return 0
 
@@ -170,6 +181,17 @@ async def _revoke(store: Any, grant_ids: list[str], client: str | None) -> int:
     for g in missing:
         _err(f"no live grant {g}")
     return 1 if missing else 0
+
+
+async def _forget(store: Any, grant_ids: list[str]) -> int:
+    forgotten = await store.forget(grant_ids)
+    _out(
+        f"Ended {forgotten.ended} grant(s) and forgot {forgotten.campaigns} remembered campaign(s) with their "
+        "history; signing in again starts a new memory."
+    )
+    for g in forgotten.missing:
+        _err(f"no grant {g}")
+    return 1 if forgotten.missing else 0
 
 
 async def _purge(store: Any, *, everything: bool) -> int:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import secrets
 import zlib
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -124,6 +124,16 @@ class GrantInfo:
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
+    tenant: str  # whose campaign memory the grant's calls use (a random id, shared by the grant's lineage)
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What `GrantStore.forget` did."""
+
+    ended: int  # live grants ended (those named and every other one sharing their memory)
+    campaigns: int  # remembered campaigns deleted, with their history
+    missing: list[str]  # named grant ids that no row has (never existed, or revoked and swept)
 
 
 class GrantStore:
@@ -533,6 +543,38 @@ class GrantStore:
         await conn.execute(insert(revocations).values(grant_id=grant_id, at=now))
         return bool(changed.rowcount)
 
+    async def forget(self, grant_ids: Sequence[str]) -> Forgotten:
+        """End these grants and every grant sharing their memory, then delete that memory (campaigns and history);
+        a later consent of the same client and token starts a memory of its own.
+
+        The grants end first, acknowledged by every process; the memory is then marked forgotten as it is deleted, so
+        that a call answered just before the end does not write it again. A crash between the two steps loses
+        nothing the operator wanted kept: the ended grants' rows stay until the sweep, and running it again finishes
+        the work."""
+        wanted = list(dict.fromkeys(grant_ids))
+        async with self._writing() as conn:
+            named = (
+                await conn.execute(select(grants.c.grant_id, grants.c.tenant).where(grants.c.grant_id.in_(wanted)))
+            ).all()
+            tenants = sorted({row.tenant or row.grant_id for row in named})
+            sharing = select(grants.c.grant_id).where(
+                grants.c.revoked_at.is_(None),
+                grants.c.tenant.in_(tenants) | grants.c.grant_id.in_([row.grant_id for row in named]),
+            )
+            ended = [row.grant_id for row in await conn.execute(sharing)]
+            for grant_id in ended:
+                await self._revoke(conn, grant_id)
+            await conn.execute(delete(lineages).where(lineages.c.tenant.in_(tenants)))
+        campaigns = 0
+        for tenant in tenants:
+            campaigns += await self._store.forget(tenant, None, for_good=self._now())
+        found = {row.grant_id for row in named}
+        return Forgotten(len(ended), campaigns, [g for g in wanted if g not in found])
+
+    async def remembered(self, tenants: Sequence[str]) -> dict[str, int]:
+        """How many campaigns each of these tenants' memories holds."""
+        return {tenant: await self._store.count(tenant) for tenant in dict.fromkeys(tenants)}
+
     async def revocation_mark(self) -> int:
         """A number that grows with every revocation, so that a process knows when its cache of grants is stale."""
         async with self._store.begin(write=False) as conn:
@@ -591,6 +633,7 @@ def _info(row: Row[Any], expires_at: datetime) -> GrantInfo:
         created_at=_aware(row.created_at),
         expires_at=_aware(expires_at),
         revoked_at=_aware(revoked) if revoked is not None else None,
+        tenant=row.tenant or row.grant_id,
     )
 
 
