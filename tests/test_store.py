@@ -194,3 +194,30 @@ async def test_a_writer_killed_mid_write_loses_nothing_already_stored(tmp_path: 
         assert await store.count("shared") % 20 == 0  # a batch is all in or all out
     finally:
         await store.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_posted_cancel_is_found_only_after_the_mark_of_the_calls_start_and_old_ones_go(
+    database_url: str,
+) -> None:
+    store = await Store.open(database_url)
+    try:
+        await store.post_cancel("caller", "1", T0)  # an earlier call's cancel, with the same id
+        mark = await store.cancel_mark()
+        assert not await store.cancelled("caller", "1", mark)
+        await store.post_cancel("stranger", "1", T0)
+        await store.post_cancel("caller", "2", T0)
+        assert not await store.cancelled("caller", "1", mark)  # another caller's, another id's
+        assert await store.cancelled("caller", "2", mark) and await store.cancelled("stranger", "1", mark)
+
+        await store.post_cancel("caller", "1", T0 + timedelta(minutes=3))  # the older ones are deleted meanwhile
+        assert await store.cancelled("caller", "1", mark)
+        assert not await store.cancelled("stranger", "1", 0)
+        assert await store.cancelled("caller", "2", 0)  # but the newest of them stays, whatever its age
+        newest = await store.cancel_mark()
+        assert newest > mark
+        # Even when every older row is gone, the next cancel is numbered after the mark (SQLite reuses row ids).
+        await store.post_cancel("caller", "3", T0 + timedelta(minutes=10))
+        assert await store.cancelled("caller", "3", newest) and await store.cancel_mark() > newest
+    finally:
+        await store.aclose()

@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+import anyio
 import httpx2
 from mcp.server import MCPServer
 from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
@@ -28,7 +29,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from experiture_mcp import __version__
 from experiture_mcp.config import ConfigError, Settings, is_loopback_host
-from experiture_mcp.inflight import SCOPE_KEY, Registry, caller_identity
+from experiture_mcp.inflight import SCOPE_KEY, Board, Registry, caller_identity
 from experiture_mcp.logs import configure_logging, register_secret
 from experiture_mcp.sandbox import demo_transport
 from experiture_mcp.server import TOKEN_HEADER, Clock, build_server
@@ -221,29 +222,46 @@ def build_app(
     transport: httpx2.AsyncBaseTransport | None = None,
     clock: Clock | None = None,
     cimd: CimdFetcher | None = None,
+    shared_cancels: bool = False,
 ) -> Starlette:
     """The ASGI app for hosted mode: stateless streamable HTTP at /mcp (JSON answers; event streams for the calls of
     tools that report progress or wait), open /healthz.
 
     `cimd` (OAuth mode) fetches client metadata documents; tests pass one that may reach loopback.
+    `shared_cancels`: other processes serve the same callers (several workers), so a cancel this one holds no call
+    for is left for them in the memory's database; on PostgreSQL (several replicas) always.
     Raises ConfigError when settings would expose the server unsafely (see check_exposure).
     """
     check_exposure(settings)
+    board = _board(settings, shared_cancels)
     if settings.mcp_auth == "oauth":
-        return _build_oauth_app(settings, transport, clock, cimd)
+        return _build_oauth_app(settings, transport, clock, cimd, board)
     keys = tuple(k.get_secret_value() for k in settings.mcp_access_keys)
     for key in keys:
         register_secret(key)
     server = build_server(settings, transport=transport, clock=clock)
     _add_healthz(server)
-    app = _streamable_app(server, settings)
+    app = _streamable_app(server, settings, board)
     app.add_middleware(AccessKeyMiddleware, keys=keys, open_paths=frozenset({HEALTH_PATH}))
     _add_cors(app, settings)
     return app
 
 
+def _board(settings: Settings, shared: bool) -> Board | None:
+    """Where cancels meet the calls they are for when other processes serve too; None: this process alone."""
+    from experiture_mcp.memory import Memory
+
+    memory = Memory(settings, lambda: datetime.now(UTC))
+    replicas = memory.url.startswith(("postgresql:", "postgres:", "postgresql+"))
+    return Board(memory) if settings.memory and (shared or replicas) else None
+
+
 def _build_oauth_app(
-    settings: Settings, transport: httpx2.AsyncBaseTransport | None, clock: Clock | None, cimd: CimdFetcher | None
+    settings: Settings,
+    transport: httpx2.AsyncBaseTransport | None,
+    clock: Clock | None,
+    cimd: CimdFetcher | None,
+    board: Board | None,
 ) -> Starlette:
     """OAuth mode: the MCP app as a resource server of the authorization server mounted beside it."""
     from experiture_mcp.memory import Memory
@@ -260,7 +278,7 @@ def _build_oauth_app(
         settings, transport=oauth.upstream, clock=clock, auth=oauth.auth, token_verifier=oauth.verifier
     )
     _add_healthz(server)
-    app = _streamable_app(server, settings)
+    app = _streamable_app(server, settings, board)
     oauth.install(app)
     app.add_middleware(WorkerHeaderMiddleware)
     _add_cors(app, settings)
@@ -280,7 +298,7 @@ def _add_healthz(server: MCPServer[Any]) -> None:
         )
 
 
-def _streamable_app(server: MCPServer[Any], settings: Settings) -> Starlette:
+def _streamable_app(server: MCPServer[Any], settings: Settings, board: Board | None) -> Starlette:
     """Stateless streamable HTTP at /mcp: JSON answers, but event streams for calls that can stream (StreamingRouter).
 
     The SDK serves one answer format per session manager, so there are two apps of the same server: the one returned
@@ -305,12 +323,19 @@ def _streamable_app(server: MCPServer[Any], settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(started: Starlette) -> AsyncGenerator[Any]:
-        async with plain_lifespan(started) as state, streaming_lifespan(streaming):
-            yield state
+        try:
+            async with plain_lifespan(started) as state, streaming_lifespan(streaming):
+                yield state
+        finally:
+            if board is not None:
+                with anyio.CancelScope(shield=True):
+                    await board.aclose()
 
     plain.router.lifespan_context = lifespan
     # Inside the key check (strangers learn nothing) and outside the SDK's OAuth check, which each app has its own of.
-    plain.add_middleware(StreamingRouter, streaming=streaming, path=MCP_PATH, max_body=settings.mcp_max_body_bytes)
+    plain.add_middleware(
+        StreamingRouter, streaming=streaming, path=MCP_PATH, max_body=settings.mcp_max_body_bytes, board=board
+    )
     plain.add_middleware(PostOnlyMiddleware, path=MCP_PATH)
     return plain
 
@@ -339,15 +364,17 @@ class StreamingRouter:
 
     Streaming: a call of a tool in STREAMING_TOOLS (wait_for_run), whose progress rides on the stream and which
     closing the stream cancels. Each streamed exchange has an InFlight in its scope (inflight.py); a
-    `notifications/cancelled` POST cancels the same caller's call with that id in this process, as 2025-11-25 clients
-    cancel, which the stateless SDK drops. The body is read once, within the server's body limit, and replayed.
+    `notifications/cancelled` POST cancels the same caller's call with that id, as 2025-11-25 clients cancel, which
+    the stateless SDK drops: in this process, or through the `board` in whichever process holds it. The body is read
+    once, within the server's body limit, and replayed.
     """
 
-    def __init__(self, app: ASGIApp, streaming: ASGIApp, path: str, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, streaming: ASGIApp, path: str, max_body: int, board: Board | None = None) -> None:
         self.app = app
         self._streaming = streaming
         self._path = path
         self._calls = Registry()
+        self._board = board
         self._bounded = RequestBodyLimitMiddleware(self._route, max_body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -372,15 +399,23 @@ class StreamingRouter:
         caller = _caller(scope)
         if message.get("method") == "notifications/cancelled":
             params = message.get("params")
-            if isinstance(params, dict) and self._calls.cancel(caller, cast(dict[str, Any], params).get("requestId")):
-                log.info("cancelled an in-flight call at its caller's request")
+            if isinstance(params, dict):
+                request_id = cast(dict[str, Any], params).get("requestId")
+                if self._calls.cancel(caller, request_id):
+                    log.info("cancelled an in-flight call at its caller's request")
+                elif self._board is not None and caller is not None:
+                    await self._board.post(caller, request_id)  # another worker or replica may hold it
             await self.app(scope, replayed, send)  # the SDK acknowledges it (202)
             return
         if "id" not in message or not _streams(message):
             await self.app(scope, replayed, send)
             return
         with self._calls.holding(caller, message["id"]) as call:
-            await self._streaming({**scope, SCOPE_KEY: call}, replayed, send)
+            if self._board is None:
+                await self._streaming({**scope, SCOPE_KEY: call}, replayed, send)
+                return
+            async with self._board.watching(caller, message["id"], call):
+                await self._streaming({**scope, SCOPE_KEY: call}, replayed, send)
 
 
 STREAMING_TOOLS = frozenset({"wait_for_run"})  # the tools that report progress or wait (tests/test_wait_http.py)
@@ -449,7 +484,7 @@ def app_from_env() -> Starlette:
         settings = Settings()
         configure_logging(settings.log_level)
         _quiet_sdk_request_logs(settings)
-        return build_app(settings, transport=demo_transport(settings))
+        return build_app(settings, transport=demo_transport(settings), shared_cancels=True)  # one of several workers
     except ConfigError as exc:
         sys.stderr.write(f"experiture-mcp: {exc}\n")
         raise SystemExit(2) from None

@@ -2,23 +2,33 @@
 
 hosted.StreamingRouter opens an InFlight for every exchange it streams and leaves it in the ASGI scope; the tool
 runs inside `cancel_scope(ctx)`. The exchange's end (the client closed the stream, or the answer went out) and a
-`notifications/cancelled` POST from the same caller naming the call's id both cancel that scope. Per process: a
-posted cancel reaches only the worker that holds the call.
+`notifications/cancelled` POST from the same caller naming the call's id both cancel that scope. With several workers
+or replicas the POST may reach a process that does not hold the call: it leaves the cancel on a Board in the memory's
+database, which the process holding the call watches while the call lasts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Generator
-from contextlib import contextmanager
-from typing import Any, cast
+import logging
+from collections.abc import AsyncGenerator, Generator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
-__all__ = ["SCOPE_KEY", "InFlight", "Registry", "caller_identity", "cancel_scope"]
+if TYPE_CHECKING:
+    from experiture_mcp.memory import Memory
+    from experiture_mcp.memory.store import Store
+
+__all__ = ["SCOPE_KEY", "WATCH_SECONDS", "Board", "InFlight", "Registry", "caller_identity", "cancel_scope"]
 
 SCOPE_KEY = "experiture_mcp.inflight"  # the exchange's InFlight, in the ASGI scope
+WATCH_SECONDS = 0.25  # how often a streaming call looks for a cancel another process posted
+
+log = logging.getLogger(__name__)
 
 
 class InFlight:
@@ -84,3 +94,66 @@ def cancel_scope(request: object) -> anyio.CancelScope:
     scope: object = getattr(request, "scope", None)
     call = cast(dict[str, object], scope).get(SCOPE_KEY) if isinstance(scope, dict) else None
     return call.scope if isinstance(call, InFlight) else anyio.CancelScope()
+
+
+class Board:
+    """Cancels shared by every worker and replica through the memory's database (memory.store's cancels table).
+
+    A cancel this process holds no call for is posted; each streaming call watches for its own while it lasts, from
+    the mark of its start, so a cancel of an earlier call that had the same id is never taken for it. A database
+    that fails costs only that: the call goes on to its own timeout, and the failure is logged once."""
+
+    def __init__(self, memory: Memory) -> None:
+        self._memory = memory
+        self._warned = False
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("cancels cannot be shared with other workers: %s", exc)
+
+    async def post(self, caller: bytes, request_id: Any) -> None:
+        """Leave the caller's cancel of that request id for the process that holds the call."""
+        ident = _id_key(request_id)
+        if ident is None:
+            return
+        try:
+            store = await self._memory.store()
+            await store.post_cancel(caller.hex(), ident, datetime.now(UTC))
+        except Exception as exc:
+            self._failed(exc)
+
+    @asynccontextmanager
+    async def watching(self, caller: bytes | None, request_id: Any, call: InFlight) -> AsyncGenerator[None]:
+        """While the body runs, cancel `call` as soon as a cancel of it is posted anywhere (anonymous: never)."""
+        ident = _id_key(request_id)
+        watched: tuple[Store, int] | None = None
+        if caller is not None and ident is not None:
+            try:
+                store = await self._memory.store()
+                watched = store, await store.cancel_mark()  # before the call starts: a cancel just after counts
+            except Exception as exc:
+                self._failed(exc)
+        if caller is None or ident is None or watched is None:
+            yield
+            return
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch, *watched, caller.hex(), ident, call)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def _watch(self, store: Store, mark: int, caller: str, ident: str, call: InFlight) -> None:
+        try:
+            while not await store.cancelled(caller, ident, mark):
+                await anyio.sleep(WATCH_SECONDS)
+        except Exception as exc:
+            self._failed(exc)
+            return
+        log.info("cancelled an in-flight call at its caller's request, posted to another process")
+        call.cancel()
+
+    async def aclose(self) -> None:
+        """Close the database connections it opened."""
+        await self._memory.aclose()

@@ -58,3 +58,13 @@ snapshots = Table(  # added by 0003: one row per change seen; an unchanged answe
     *(Column(name, BigInteger) for name in ("scheduled", "hydrated", "composed", "injected", "sent", "failed")),
     Index("experiture_snapshots_campaign", "tenant", "campaign_id", "fetched_at"),
 )
+
+cancels = Table(  # added by 0007: a cancel posted on one worker or replica for a call another one holds
+    "experiture_cancels",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("caller", String(64), nullable=False),  # a SHA-256 digest of the caller's credentials, never them
+    Column("request", String(128), nullable=False),  # the JSON-RPC request id, as JSON text
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("experiture_cancels_call", "caller", "request"),
+)

@@ -287,6 +287,10 @@ class Memory:
             )
         return token
 
+    async def store(self) -> Store:
+        """The store, opened on first use (for what shares the memory's database); raises MemoryUnavailable."""
+        return await self._open()
+
     async def _open(self) -> Store:
         if self._store is not None:
             return self._store

@@ -11,7 +11,7 @@ import secrets as random
 import sqlite3
 import zlib
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from experiture_mcp.history.progress import COUNT_NAMES, Observation
 from experiture_mcp.history.snapshots import Digest, Snapshot, assemble, plan, same
 from experiture_mcp.memory.entry import Entry, Source
-from experiture_mcp.memory.schema import campaigns, secrets, snapshots, tenants
+from experiture_mcp.memory.schema import campaigns, cancels, secrets, snapshots, tenants
 from experiture_mcp.models import Counts
 
 __all__ = ["BUSY_TIMEOUT_MS", "Store", "async_url"]
 
+CANCELS_KEPT = timedelta(minutes=2)  # a posted cancel is for a call in flight now: older ones are deleted
 BUSY_TIMEOUT_MS = 3000  # how long a SQLite writer waits for another process's transaction before "locked"
 _SECRET_NAME = "tenant-hmac"
 _MIGRATION_LOCK = zlib.crc32(b"experiture-mcp migrations")  # PostgreSQL advisory lock key
@@ -344,6 +345,29 @@ class Store:
                     threshold = (await conn.execute(oldest_kept)).scalar()
                     if threshold is not None:
                         await conn.execute(delete(snapshots).where(mine & (snapshots.c.fetched_at < threshold)))
+
+    # Cancels posted for calls that another process may hold (hosted HTTP with several workers or replicas).
+
+    async def post_cancel(self, caller: str, request: str, now: datetime) -> None:
+        """Leave a cancel of the caller's call with this request id for whichever process holds it."""
+        async with self._write() as conn:
+            newest = select(func.max(cancels.c.seq)).scalar_subquery()
+            # The newest row stays, so that SQLite never numbers a new one at or below a mark already taken.
+            await conn.execute(delete(cancels).where(cancels.c.at < now - CANCELS_KEPT, cancels.c.seq < newest))
+            await conn.execute(cancels.insert().values(caller=caller, request=request, at=now))
+
+    async def cancel_mark(self) -> int:
+        """A number that grows with every posted cancel: a call watches for those after the mark of its start."""
+        async with self._read() as conn:
+            return int((await conn.execute(select(func.max(cancels.c.seq)))).scalar() or 0)
+
+    async def cancelled(self, caller: str, request: str, after: int) -> bool:
+        """Whether a cancel of that call was posted after the mark."""
+        found = select(cancels.c.seq).where(
+            cancels.c.caller == caller, cancels.c.request == request, cancels.c.seq > after
+        )
+        async with self._read() as conn:
+            return (await conn.execute(found.limit(1))).first() is not None
 
     async def newest(self, tenant: str, campaign_id: str) -> Snapshot | None:
         """A campaign's newest snapshot, read on every status answer. On SQLite directly: one indexed row of a local
