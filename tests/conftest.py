@@ -48,6 +48,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def healthy(url: str, seconds: float = 90) -> None:
+    """Until a server process started apart (its own interpreter, imports and database) answers /healthz."""
+    import httpx2
+
+    with anyio.fail_after(seconds):
+        async with httpx2.AsyncClient() as http:
+            while True:
+                try:
+                    if (await http.get(url + "/healthz")).status_code == 200:
+                        return
+                except httpx2.TransportError:
+                    pass
+                await anyio.sleep(0.1)
+
+
 class ServedApp:
     """An ASGI app served by a real uvicorn on 127.0.0.1 in a background thread."""
 

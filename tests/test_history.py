@@ -26,10 +26,9 @@ from pydantic import SecretStr
 
 from _scripted_api import ScriptedAPI, ok
 from _snapshot import assert_snapshot
-from conftest import NOW, ServedApp, free_port, text_of
+from conftest import NOW, ServedApp, free_port, healthy, text_of
 from experiture_mcp.cli import DEMO_BASE_URL
 from experiture_mcp.config import Settings
-from experiture_mcp.hosted import HEALTH_PATH
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN, create_app
 from experiture_mcp.server import build_server
 
@@ -425,14 +424,8 @@ async def test_with_two_hosted_workers_each_change_is_measured_from_the_check_ju
     url, database = f"http://127.0.0.1:{port}", tmp_path / "shared" / "memory.sqlite3"
     checks: list[tuple[str, dict[str, Any]]] = []
     try:
+        await healthy(url)
         with anyio.fail_after(90):
-            async with httpx2.AsyncClient() as http:
-                while True:
-                    try:
-                        if (await http.get(url + HEALTH_PATH)).status_code == 200:
-                            break
-                    except httpx2.TransportError:
-                        await anyio.sleep(0.1)
             # Until one worker checked, then the other, then the first again (which worker takes a new connection is
             # up to the kernel).
             workers: list[str] = []

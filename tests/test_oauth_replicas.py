@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from conftest import free_port
+from conftest import free_port, healthy
 from experiture_mcp.memory.store import async_url
 from experiture_mcp.oauth.grants import GrantStore
 from experiture_mcp.oauth.listener import APPLICATION_NAME
@@ -76,17 +76,6 @@ def replica(
             raise
 
 
-async def healthy(url: str) -> None:
-    async with httpx2.AsyncClient() as http:
-        while True:
-            try:
-                if (await http.get(url + "/healthz")).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            await anyio.sleep(0.1)
-
-
 async def test_a_token_from_one_replica_works_on_the_other_and_a_revocation_on_one_ends_it_on_both(
     demo_api: str, postgres_url: str, tmp_path: Path
 ) -> None:
@@ -99,9 +88,8 @@ async def test_a_token_from_one_replica_works_on_the_other_and_a_revocation_on_o
     ):
         a = Hosted(public, tmp_path, RevocableUpstream())
         b = Hosted(f"http://127.0.0.1:{port_b}", tmp_path, a.upstream)
-        with anyio.fail_after(60):
-            await healthy(a.url)
-            await healthy(b.url)
+        await healthy(a.url)
+        await healthy(b.url)
         async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as http:  # cold replicas, a loaded machine
             done = await consent(http, a)  # consent and code on A
             tokens = (await exchange(http, b, done)).json()  # the code redeemed on B

@@ -19,7 +19,7 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
-from conftest import Instrumented, ServedApp, free_port, frozen_clock
+from conftest import Instrumented, ServedApp, free_port, frozen_clock, healthy
 from experiture_mcp.config import Settings
 from experiture_mcp.hosted import HEALTH_PATH, MCP_PATH, WORKER_HEADER, build_app
 from experiture_mcp.sandbox import DEMO_TOKEN, create_app
@@ -126,14 +126,7 @@ async def test_with_two_real_workers_a_cancel_that_lands_on_the_other_worker_sto
     command = [sys.executable, "-m", "experiture_mcp", "--transport", "http", "--workers", "2", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        with anyio.fail_after(90):
-            async with httpx2.AsyncClient() as http:
-                while True:
-                    try:
-                        if (await http.get(url + HEALTH_PATH)).status_code == 200:
-                            break
-                    except httpx2.TransportError:
-                        await anyio.sleep(0.1)
+        await healthy(url)
         body = call(3, "wait_for_run", {"campaign_id": TOKYO, "timeout_seconds": 30})
         async with (
             pinned(url) as (holding, holder),
