@@ -39,8 +39,8 @@ ENDPOINTS = {"get_summary": "summary", "get_status": "status", "get_metrics": "m
 OURS_LABEL, FLOOR_LABEL = "experiture-mcp", "SDK floor"
 RENDERED_LABEL = "SDK floor + our model and text"  # floor_server.py with FLOOR_RENDER=1
 MEMORY_SECTION = "## Idle memory breakdown"  # the heading of benchmarks/idle_memory.py --write's section
-# Sections of RESULTS.md that other benchmarks write (wait_polls.py by hand, the memory, history, http_streaming and
-# revocation ones themselves).
+# Sections of RESULTS.md that other benchmarks write (wait_polls.py by hand, the memory, history, http_streaming,
+# revocation and shared_cancels ones themselves).
 KEPT_SECTIONS = (
     "## wait_for_run",
     "<!-- memory:start -->",
@@ -48,6 +48,7 @@ KEPT_SECTIONS = (
     "<!-- history:start -->",
     "<!-- http-streaming:start -->",
     "<!-- revocation:start -->",
+    "<!-- shared-cancels:start -->",
 )
 
 Call = Callable[[], Awaitable[Any]]

@@ -6,13 +6,14 @@ import asyncio
 import multiprocessing
 import socket
 import time
+from datetime import datetime
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 __all__ = ["Upstream"]
 
 
-def _serve(port: int, accepted: Synchronized[int]) -> None:
+def _serve(port: int, accepted: Synchronized[int], frozen_at: datetime | None) -> None:
     import uvicorn
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -25,7 +26,7 @@ def _serve(port: int, accepted: Synchronized[int]) -> None:
             super().connection_made(transport)
 
     config = uvicorn.Config(
-        create_app(),
+        create_app(clock=(lambda: frozen_at) if frozen_at is not None else None),
         host="127.0.0.1",
         port=port,
         http=CountingProtocol,
@@ -39,13 +40,14 @@ def _serve(port: int, accepted: Synchronized[int]) -> None:
 class Upstream:
     """`with Upstream() as api:` serves the demo API at `api.base_url`; `api.connections` counts accepted ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, frozen_at: datetime | None = None) -> None:
+        """`frozen_at`: the demo's clock stands still there (its running push never finishes)."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
         ctx = multiprocessing.get_context("spawn")
         self._accepted: Synchronized[int] = ctx.Value("q", 0)
-        self._process: Any = ctx.Process(target=_serve, args=(self.port, self._accepted), daemon=True)
+        self._process: Any = ctx.Process(target=_serve, args=(self.port, self._accepted, frozen_at), daemon=True)
 
     @property
     def base_url(self) -> str:

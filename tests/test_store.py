@@ -197,27 +197,28 @@ async def test_a_writer_killed_mid_write_loses_nothing_already_stored(tmp_path: 
 
 
 @pytest.mark.anyio
-async def test_a_posted_cancel_is_found_only_after_the_mark_of_the_calls_start_and_old_ones_go(
-    database_url: str,
-) -> None:
+async def test_the_cancels_after_a_mark_are_those_posted_since_and_old_ones_go(database_url: str) -> None:
     store = await Store.open(database_url)
+
+    async def since(mark: int) -> list[tuple[str, str]]:
+        return [(caller, request) for _, caller, request in await store.cancels_after(mark)]
+
     try:
+        assert await store.cancel_mark() == 0 and await since(0) == []
         await store.post_cancel("caller", "1", T0)  # an earlier call's cancel, with the same id
         mark = await store.cancel_mark()
-        assert not await store.cancelled("caller", "1", mark)
+        assert await since(mark) == []
         await store.post_cancel("stranger", "1", T0)
         await store.post_cancel("caller", "2", T0)
-        assert not await store.cancelled("caller", "1", mark)  # another caller's, another id's
-        assert await store.cancelled("caller", "2", mark) and await store.cancelled("stranger", "1", mark)
+        assert await since(mark) == [("stranger", "1"), ("caller", "2")]  # oldest first
+        assert await since(0) == [("caller", "1"), ("stranger", "1"), ("caller", "2")]
 
         await store.post_cancel("caller", "1", T0 + timedelta(minutes=3))  # the older ones are deleted meanwhile
-        assert await store.cancelled("caller", "1", mark)
-        assert not await store.cancelled("stranger", "1", 0)
-        assert await store.cancelled("caller", "2", 0)  # but the newest of them stays, whatever its age
+        assert await since(0) == [("caller", "2"), ("caller", "1")]  # but the newest of them stays, whatever its age
         newest = await store.cancel_mark()
         assert newest > mark
         # Even when every older row is gone, the next cancel is numbered after the mark (SQLite reuses row ids).
         await store.post_cancel("caller", "3", T0 + timedelta(minutes=10))
-        assert await store.cancelled("caller", "3", newest) and await store.cancel_mark() > newest
+        assert await since(newest) == [("caller", "3")] and await store.cancel_mark() > newest
     finally:
         await store.aclose()

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncGenerator, Generator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -22,6 +23,8 @@ from pydantic import SecretStr
 from conftest import Instrumented, ServedApp, free_port, frozen_clock, healthy
 from experiture_mcp.config import Settings
 from experiture_mcp.hosted import HEALTH_PATH, MCP_PATH, WORKER_HEADER, build_app
+from experiture_mcp.inflight import WATCH_SECONDS, Board, InFlight, caller_identity
+from experiture_mcp.memory import Memory
 from experiture_mcp.sandbox import DEMO_TOKEN, create_app
 from test_wait_http import KEY_A, KEY_B, TOKYO, call, cancelled, events, legacy_headers
 
@@ -149,3 +152,29 @@ async def test_with_two_real_workers_a_cancel_that_lands_on_the_other_worker_sto
     assert took < 3, took  # the other worker left the cancel in the shared file; the holder saw it
     assert events(first + rest)[-1]["result"]["isError"] is True
     assert b"posted to another process" in err  # the holder's own account of it
+
+
+@pytest.mark.anyio
+async def test_a_posted_cancel_reaches_only_the_callers_calls_held_before_it_was_posted(database_url: str) -> None:
+    settings = Settings(database_url=SecretStr(database_url))
+    here, elsewhere = (Board(Memory(settings, lambda: datetime.now(UTC))) for _ in range(2))  # two processes
+    caller, stranger = caller_identity(b"key", None), caller_identity(b"other-key", None)
+    assert caller is not None and stranger is not None
+    older, newer, strangers, anonymous = InFlight(), InFlight(), InFlight(), InFlight()
+    async with here.running(), elsewhere.running():
+        async with (
+            here.watching(caller, 1, older),
+            here.watching(stranger, 1, strangers),
+            here.watching(None, 1, anonymous),
+        ):
+            await elsewhere.post(caller, 1)
+            # The id reused while the older call's exchange is still ending: the cancel came before it.
+            async with here.watching(caller, 1, newer):
+                with anyio.fail_after(5):
+                    while not older.scope.cancel_called:
+                        await anyio.sleep(0.05)
+                await anyio.sleep(WATCH_SECONDS * 2)  # another look or two changes nothing
+        await elsewhere.post(caller, 1)  # for no call held now: nothing to cancel, nothing breaks
+
+    assert older.scope.cancel_called
+    assert not newer.scope.cancel_called and not strangers.scope.cancel_called and not anonymous.scope.cancel_called

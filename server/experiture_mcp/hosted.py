@@ -12,11 +12,10 @@ import re
 import socket
 import sys
 from collections.abc import AsyncGenerator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-import anyio
 import httpx2
 from mcp.server import MCPServer
 from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
@@ -323,13 +322,12 @@ def _streamable_app(server: MCPServer[Any], settings: Settings, board: Board | N
 
     @asynccontextmanager
     async def lifespan(started: Starlette) -> AsyncGenerator[Any]:
-        try:
-            async with plain_lifespan(started) as state, streaming_lifespan(streaming):
-                yield state
-        finally:
+        async with AsyncExitStack() as stack:
             if board is not None:
-                with anyio.CancelScope(shield=True):
-                    await board.aclose()
+                await stack.enter_async_context(board.running())
+            state = await stack.enter_async_context(plain_lifespan(started))
+            await stack.enter_async_context(streaming_lifespan(streaming))
+            yield state
 
     plain.router.lifespan_context = lifespan
     # Inside the key check (strangers learn nothing) and outside the SDK's OAuth check, which each app has its own of.

@@ -21,7 +21,6 @@ import anyio
 
 if TYPE_CHECKING:
     from experiture_mcp.memory import Memory
-    from experiture_mcp.memory.store import Store
 
 __all__ = ["SCOPE_KEY", "WATCH_SECONDS", "Board", "InFlight", "Registry", "caller_identity", "cancel_scope"]
 
@@ -99,13 +98,18 @@ def cancel_scope(request: object) -> anyio.CancelScope:
 class Board:
     """Cancels shared by every worker and replica through the memory's database (memory.store's cancels table).
 
-    A cancel this process holds no call for is posted; each streaming call watches for its own while it lasts, from
-    the mark of its start, so a cancel of an earlier call that had the same id is never taken for it. A database
-    that fails costs only that: the call goes on to its own timeout, and the failure is logged once."""
+    A cancel this process holds no call for is posted. While any streaming call here lasts, one task reads the cancels
+    posted since its last look, every WATCH_SECONDS, whatever the number of calls, and cancels those it holds; a
+    call takes only cancels posted after the mark of its start, so a cancel of an earlier call with the same id is
+    never taken for it. A database that fails costs only that: the calls go on to their own timeouts, and the failure
+    is logged once. Run it with `running()` for the life of the app."""
 
     def __init__(self, memory: Memory) -> None:
         self._memory = memory
         self._warned = False
+        self._watched: dict[tuple[str, str], list[tuple[int, InFlight]]] = {}  # (caller, id) -> (mark, call)
+        self._last = 0  # the newest cancel the looks have read
+        self._wake = anyio.Event()
 
     def _failed(self, exc: Exception) -> None:
         if not self._warned:
@@ -127,33 +131,58 @@ class Board:
     async def watching(self, caller: bytes | None, request_id: Any, call: InFlight) -> AsyncGenerator[None]:
         """While the body runs, cancel `call` as soon as a cancel of it is posted anywhere (anonymous: never)."""
         ident = _id_key(request_id)
-        watched: tuple[Store, int] | None = None
+        mark: int | None = None
         if caller is not None and ident is not None:
             try:
-                store = await self._memory.store()
-                watched = store, await store.cancel_mark()  # before the call starts: a cancel just after counts
+                mark = await (await self._memory.store()).cancel_mark()  # before the call starts: one just after counts
             except Exception as exc:
                 self._failed(exc)
-        if caller is None or ident is None or watched is None:
+        if caller is None or ident is None or mark is None:
             yield
             return
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch, *watched, caller.hex(), ident, call)
-            try:
-                yield
-            finally:
-                tg.cancel_scope.cancel()
-
-    async def _watch(self, store: Store, mark: int, caller: str, ident: str, call: InFlight) -> None:
+        key, entry = (caller.hex(), ident), (mark, call)
+        if not self._watched:
+            self._last = mark  # the looks start here: what came before is for calls no longer held
+        self._watched.setdefault(key, []).append(entry)
+        self._wake.set()
         try:
-            while not await store.cancelled(caller, ident, mark):
-                await anyio.sleep(WATCH_SECONDS)
-        except Exception as exc:
-            self._failed(exc)
-            return
-        log.info("cancelled an in-flight call at its caller's request, posted to another process")
-        call.cancel()
+            yield
+        finally:
+            held = self._watched[key]
+            held.remove(entry)
+            if not held:
+                del self._watched[key]
 
-    async def aclose(self) -> None:
-        """Close the database connections it opened."""
-        await self._memory.aclose()
+    @asynccontextmanager
+    async def running(self) -> AsyncGenerator[None]:
+        """Look for posted cancels while calls are held, until the app stops; then close the connections."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._looks)
+                try:
+                    yield
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._memory.aclose()
+
+    async def _looks(self) -> None:
+        while True:
+            if not self._watched:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+            await anyio.sleep(WATCH_SECONDS)
+            if not self._watched:
+                continue
+            try:
+                posted = await (await self._memory.store()).cancels_after(self._last)
+            except Exception as exc:
+                self._failed(exc)
+                continue
+            for seq, caller, ident in posted:
+                self._last = max(self._last, seq)
+                for mark, call in self._watched.get((caller, ident), []):
+                    if seq > mark:
+                        log.info("cancelled an in-flight call at its caller's request, posted to another process")
+                        call.cancel()

@@ -358,16 +358,29 @@ class Store:
 
     async def cancel_mark(self) -> int:
         """A number that grows with every posted cancel: a call watches for those after the mark of its start."""
+        if (plain := self._plain(f"SELECT max(seq) FROM {cancels.name}", ())) is not None:
+            return int(plain[0][0] or 0)
         async with self._read() as conn:
             return int((await conn.execute(select(func.max(cancels.c.seq)))).scalar() or 0)
 
-    async def cancelled(self, caller: str, request: str, after: int) -> bool:
-        """Whether a cancel of that call was posted after the mark."""
-        found = select(cancels.c.seq).where(
-            cancels.c.caller == caller, cancels.c.request == request, cancels.c.seq > after
-        )
-        async with self._read() as conn:
-            return (await conn.execute(found.limit(1))).first() is not None
+    async def cancels_after(self, mark: int) -> list[tuple[int, str, str]]:
+        """The cancels posted after the mark, oldest first: (number, caller, request id). Read four times a second
+        while calls wait, so on SQLite directly, as `newest`."""
+        plain = self._plain(f"SELECT seq, caller, request FROM {cancels.name} WHERE seq > ? ORDER BY seq", (mark,))
+        if plain is None:
+            query = select(cancels.c.seq, cancels.c.caller, cancels.c.request).where(cancels.c.seq > mark)
+            async with self._read() as conn:
+                plain = [tuple(r) for r in await conn.execute(query.order_by(cancels.c.seq))]
+        return [(int(seq), str(caller), str(request)) for seq, caller, request in plain]
+
+    def _plain(self, query: str, parameters: tuple[Any, ...]) -> list[Any] | None:
+        """Rows read through the plain SQLite connection, or None: not SQLite, or a lock (then read as usual)."""
+        if self._reader is None:
+            return None
+        try:
+            return self._reader.rows(query, parameters)
+        except sqlite3.OperationalError:
+            return None
 
     async def newest(self, tenant: str, campaign_id: str) -> Snapshot | None:
         """A campaign's newest snapshot, read on every status answer. On SQLite directly: one indexed row of a local
@@ -409,8 +422,9 @@ class Store:
 
 
 class _NewestReader:
-    """One plain sqlite3 connection, opened on first use, for Store.newest. It never waits (WAL: a reader does not
-    wait for writers; and no busy timeout): a lock raises at once, and the caller does without."""
+    """One plain sqlite3 connection, opened on first use, for Store.newest and the cancels' reads. It never waits
+    (WAL: a reader does not wait for writers; and no busy timeout): a lock raises at once, and the caller does
+    without."""
 
     _QUERY = (
         f"SELECT {', '.join(_SNAPSHOT_COLUMNS)} FROM {snapshots.name} WHERE tenant = ? AND campaign_id = ? "
@@ -422,10 +436,13 @@ class _NewestReader:
         self._db: sqlite3.Connection | None = None
 
     def read(self, tenant: str, campaign_id: str) -> list[Any]:
+        return self.rows(self._QUERY, (tenant, campaign_id))
+
+    def rows(self, query: str, parameters: tuple[Any, ...]) -> list[Any]:
         if self._db is None:
             self._db = sqlite3.connect(self._path, timeout=0)
             self._db.execute("PRAGMA query_only = ON")
-        return self._db.execute(self._QUERY, (tenant, campaign_id)).fetchall()
+        return self._db.execute(query, parameters).fetchall()
 
     def close(self) -> None:
         db, self._db = self._db, None
