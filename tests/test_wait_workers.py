@@ -135,14 +135,12 @@ async def test_with_two_real_workers_a_cancel_that_lands_on_the_other_worker_sto
             pinned(url) as (holding, holder),
             holding.stream("POST", url + MCP_PATH, json=body, headers=legacy_headers(KEY_A)) as answer,
         ):
-            assert answer.headers[WORKER_HEADER] == holder
-            chunks = answer.aiter_text()
-            first = await anext(chunks)  # the call is under way on its worker
+            assert answer.headers[WORKER_HEADER] == holder  # the call is under way on its worker
             async with pinned(url, avoid=holder) as (canceller, elsewhere):
                 await anyio.sleep(0.3)  # the holder is polling by now
                 posted = await canceller.post(url + MCP_PATH, json=cancelled(3), headers=legacy_headers(KEY_A))
                 cancelled_at = time.monotonic()
-            rest = "".join([chunk async for chunk in chunks])
+            text = "".join([chunk async for chunk in answer.aiter_text()])
             took = time.monotonic() - cancelled_at
     finally:
         process.send_signal(signal.SIGINT)
@@ -150,7 +148,7 @@ async def test_with_two_real_workers_a_cancel_that_lands_on_the_other_worker_sto
 
     assert posted.status_code == 202 and posted.headers[WORKER_HEADER] == elsewhere != holder
     assert took < 3, took  # the other worker left the cancel in the shared file; the holder saw it
-    assert events(first + rest)[-1]["result"]["isError"] is True
+    assert events(text)[-1]["result"]["isError"] is True
     assert b"posted to another process" in err  # the holder's own account of it
 
 
