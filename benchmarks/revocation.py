@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from tests._postgres import Cluster, find_bin
 from benchmarks.http_throughput import wait_healthy
 from benchmarks.oauth_client import register, sign_in
 from benchmarks.results import write_section
-from benchmarks.rpc import base_env, cpu_seconds, free_port
+from benchmarks.rpc import base_env, cpu_seconds, free_port, hosted_server
 from benchmarks.upstream import Upstream
 from experiture_mcp.memory.store import async_url
 from experiture_mcp.oauth.listener import APPLICATION_NAME
@@ -123,22 +122,11 @@ async def revoke_once(http: httpx2.AsyncClient, setup: Setup) -> None:
 
 @contextmanager
 def replica(name: str, public: str, port: int, env: dict[str, str], logs: Path) -> Generator[Replica]:
-    """A server process, stopped with SIGINT at the end (as an operator's Ctrl-C)."""
-    argv = [sys.executable, "-m", "experiture_mcp", "--transport", "http", "--auth", "oauth", "--port", str(port)]
+    """A server process in OAuth mode on its own port."""
     log = logs / f"{name}-{port}.log"
-    with log.open("w") as err:
-        process = subprocess.Popen(
-            argv, env={**env, "EXPERITURE_MCP_PUBLIC_URL": public}, stdout=subprocess.DEVNULL, stderr=err
-        )
-    try:
+    args, env = ["--auth", "oauth", "--port", str(port)], {**env, "EXPERITURE_MCP_PUBLIC_URL": public}
+    with hosted_server(args, env, log) as process:
         yield Replica(name, f"http://127.0.0.1:{port}", process, log)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def listeners(database_url: str) -> int:

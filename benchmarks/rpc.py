@@ -6,13 +6,28 @@ import asyncio
 import itertools
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Generator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx2
 
-__all__ = ["MODERN_VERSION", "PROTOCOL_VERSION", "HttpSession", "RpcError", "StdioSession", "base_env", "cpu_seconds"]
+__all__ = [
+    "MODERN_VERSION",
+    "PROTOCOL_VERSION",
+    "HttpSession",
+    "RpcError",
+    "StdioSession",
+    "base_env",
+    "cpu_seconds",
+    "hosted_server",
+]
 
 PROTOCOL_VERSION = "2025-11-25"  # the era most hosts speak today: initialize, then requests
 MODERN_VERSION = "2026-07-28"  # every request carries its own envelope in params._meta and routing headers
@@ -183,3 +198,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def hosted_server(
+    args: list[str], env: dict[str, str], log: Path, stop_seconds: float = 15
+) -> Generator[subprocess.Popen[bytes]]:
+    """`experiture-mcp --transport http ARGS`, its stderr in `log`, stopped with SIGINT at the end (as an operator's
+    Ctrl-C) and killed if it is still there after `stop_seconds`."""
+    argv = [sys.executable, "-m", "experiture_mcp", "--transport", "http", *args]
+    with log.open("w") as err:
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=stop_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncGenerator, Generator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncGenerator
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ from tests._postgres import Cluster, find_bin
 
 from benchmarks.http_throughput import wait_healthy
 from benchmarks.results import write_section
-from benchmarks.rpc import base_env, cpu_seconds, free_port
+from benchmarks.rpc import base_env, cpu_seconds, free_port, hosted_server
 from benchmarks.upstream import Upstream
 from experiture_mcp.hosted import WORKER_HEADER
 from experiture_mcp.sandbox import DEMO_CAMPAIGNS, DEMO_TOKEN
@@ -132,21 +131,12 @@ async def watching_cost(setup: Setup) -> None:
             raise RuntimeError(f"the uncancelled wait answered {answer.status_code}: {answer.text[:200]}")
 
 
-@contextmanager
-def server(env: dict[str, str], port: int, log: Path, workers: int = 1) -> Generator[subprocess.Popen[bytes]]:
-    argv = [sys.executable, "-m", "experiture_mcp", "--transport", "http", "--port", str(port)]
-    argv += ["--workers", str(workers)] if workers > 1 else []
-    with log.open("w") as err:
-        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def server(
+    env: dict[str, str], port: int, log: Path, workers: int = 1
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    """A hosted server with access keys; stopping it lets a wait under way end (the deadline plus a few seconds)."""
+    args = ["--port", str(port), *(["--workers", str(workers)] if workers > 1 else [])]
+    return hosted_server(args, env, log, stop_seconds=40)
 
 
 async def measure(stack: ExitStack, logs: Path, cluster: Cluster, rounds: int) -> list[tuple[Setup, Setup]]:

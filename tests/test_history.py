@@ -10,8 +10,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Generator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Callable, Generator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,19 @@ def demo(clock: Clock) -> Generator[str]:
 def client_of(base_url: str, era: str, clock: Callable[[], datetime], **options: Any) -> Client:
     settings = Settings(api_token=SecretStr(options.pop("token", DEMO_TOKEN)), base_url=base_url, **options)
     return Client(build_server(settings, clock=clock), mode=era)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def two_on_one_store(
+    base_url: str, era: str, clock: Callable[[], datetime], database_url: str
+) -> AsyncGenerator[tuple[Client, Client]]:
+    """Two servers sharing one memory database, as two worker or replica processes do, each with its own client."""
+    store = SecretStr(database_url)
+    async with (
+        client_of(base_url, era, clock, database_url=store) as a,
+        client_of(base_url, era, clock, database_url=store) as b,
+    ):
+        yield a, b
 
 
 async def call(client: Client, tool: str, campaign_id: str) -> tuple[str, dict[str, Any]]:
@@ -172,7 +185,6 @@ async def test_with_two_server_processes_on_one_store_a_change_is_measured_from_
     api, url = scripted_server
     api.reset()
     clock = Clock(NOW)
-    store = {"database_url": SecretStr(database_url)}
     steps: list[tuple[str, int, int]] = [
         ("a", 0, 100),
         ("b", 60, 150),
@@ -181,7 +193,7 @@ async def test_with_two_server_processes_on_one_store_a_change_is_measured_from_
         ("a", 300, 175),
     ]
     lines: list[str] = []
-    async with client_of(url, era, clock, **store) as a, client_of(url, era, clock, **store) as b:
+    async with two_on_one_store(url, era, clock, database_url) as (a, b):
         for name, seconds, sent in steps:
             api.script(SCRIPTED, ok(status_of(sent, 0)))
             clock.to(seconds)
@@ -207,8 +219,7 @@ async def test_an_overview_row_measures_its_change_from_another_processs_newer_c
     api, url = scripted_server
     api.reset()
     clock = Clock(NOW)
-    store = {"database_url": SecretStr(database_url)}
-    async with client_of(url, era, clock, **store) as a, client_of(url, era, clock, **store) as b:
+    async with two_on_one_store(url, era, clock, database_url) as (a, b):
         api.script(SCRIPTED, ok(status_of(100, 0)))
         await a.call_tool("get_overview", {"campaign_ids": [SCRIPTED]})
         await history(a, SCRIPTED)  # a's write is flushed

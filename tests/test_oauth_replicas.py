@@ -27,6 +27,7 @@ from experiture_mcp.oauth.grants import GrantStore
 from experiture_mcp.oauth.listener import APPLICATION_NAME
 from experiture_mcp.sandbox import DEMO_TOKEN
 from test_oauth_failures import SECRET_KEY, Hosted, RevocableUpstream, call, consent, exchange, refresh
+from test_oauth_store import grant
 
 pytestmark = pytest.mark.anyio
 
@@ -159,19 +160,9 @@ async def test_every_process_hears_a_revocation_at_its_commit_and_a_dropped_list
     b.on_revoke(heard_b.append)
 
     async def issued(store: GrantStore) -> str:
-        code = await store.create_grant(
-            client_id="client-1",
-            redirect_uri="https://claude.ai/api/mcp/auth_callback",
-            redirect_uri_provided_explicitly=True,
-            code_challenge="challenge",
-            scopes=["campaigns:read"],
-            resource="https://mcp.example.com/mcp",
-            upstream_token=DEMO_TOKEN,
-            upstream_scopes=["campaigns:read"],
-        )
-        grant = await store.redeem_code(code)
-        assert grant is not None
-        return grant.grant_id
+        redeemed = await store.redeem_code(await grant(store, DEMO_TOKEN))
+        assert redeemed is not None
+        return redeemed.grant_id
 
     try:
         async with anyio.create_task_group() as tg:

@@ -282,6 +282,16 @@ class Store:
         async with self._read() as conn:
             return int((await conn.execute(query)).scalar_one())
 
+    async def counts(self, tenants: Iterable[str]) -> dict[str, int]:
+        """How many campaigns each of these tenants has remembered, in one query."""
+        wanted = list(dict.fromkeys(tenants))
+        query = (
+            select(campaigns.c.tenant, func.count()).where(campaigns.c.tenant.in_(wanted)).group_by(campaigns.c.tenant)
+        )
+        async with self._read() as conn:
+            found = {str(tenant): int(n) for tenant, n in await conn.execute(query)}
+        return {tenant: found.get(tenant, 0) for tenant in wanted}
+
     async def forget(self, tenant: str, campaign_ids: Iterable[str] | None, *, for_good: datetime | None = None) -> int:
         """Remove the given entries and their history (None: all of the tenant's); how many entries were removed.
 
